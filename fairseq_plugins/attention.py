@@ -1,0 +1,224 @@
+"""One multi-head attention module with pluggable normalizers.
+
+:class:`SparseMultiheadAttention` subclasses fairseq's ``MultiheadAttention``
+and keeps its parameter names (``q_proj``, ``k_proj``, ``v_proj``,
+``out_proj``), so a softmax checkpoint loads unchanged.  It reuses fairseq's
+projections, incremental-state caching and masking by asking the parent for the
+masked scores (``before_softmax=True``) and replaces only the step that turns
+scores into weights, plus, for ReLA, the RMS normalisation of the output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from fairseq.modules import MultiheadAttention
+from torch import Tensor
+
+from .normalizers import get_normalizer, normalize
+
+# RMSNorm epsilon of the ReLA authors' code (bzhangGo/zero, utils/dtype.py).
+RELA_RMS_EPS = 1e-8
+
+
+class AttentionOutputRMSNorm(nn.Module):
+    """RMS normalisation of the concatenated heads, as ReLA needs (Zhang et al. 2021, Sec. 3).
+
+    ``z`` is the attention output ``[..., d_model]`` (all heads concatenated),
+    ``RMSNorm(z) = z / sqrt(mean(z^2) + eps)``.
+
+    * gated (ReLA-g, the authors' code ``modules/rela.py``):
+      ``scale * RMSNorm(z) * sigmoid(gate * z)`` with ``scale`` initialised to
+      ones and ``gate`` a per-dimension vector drawn like the authors' default
+      initialiser (uniform unit scaling: U(-sqrt(3/d), sqrt(3/d))).
+    * ReLA-i: ``scale * RMSNorm(z)`` with no gate; the paper stabilises training
+      instead by a specialised initialisation of the gain.  We initialise
+      ``scale`` from the Xavier-uniform distribution of a d-vector,
+      U(-sqrt(3/d), sqrt(3/d)), so that the output starts at the scale
+      (RMS ~ 1/sqrt(d)) of a Xavier-initialised projection instead of RMS 1.
+      The paper text itself was not available offline to check this against;
+      two public re-implementations agree on the sqrt(3/d) bound.  Change
+      :meth:`reset_parameters` if your reading of the paper differs.
+    """
+
+    def __init__(self, dim: int, gated: bool, eps: float = RELA_RMS_EPS):
+        super().__init__()
+        self.dim = dim
+        self.gated = gated
+        self.eps = eps
+        self.scale = nn.Parameter(torch.empty(dim))
+        self.gate = nn.Parameter(torch.empty(dim)) if gated else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = math.sqrt(3.0 / self.dim)
+        if self.gated:
+            nn.init.ones_(self.scale)
+            nn.init.uniform_(self.gate, -bound, bound)
+        else:
+            nn.init.uniform_(self.scale, -bound, bound)
+
+    def forward(self, z: Tensor) -> Tensor:
+        z_float = z.float()
+        normed = z_float * torch.rsqrt(z_float.pow(2).mean(dim=-1, keepdim=True) + self.eps)
+        out = self.scale * normed
+        if self.gate is not None:
+            out = out * torch.sigmoid(self.gate * z_float)
+        return out.type_as(z)
+
+    def extra_repr(self) -> str:
+        return f"{self.dim}, gated={self.gated}, eps={self.eps}"
+
+
+class SparseMultiheadAttention(MultiheadAttention):
+    """fairseq ``MultiheadAttention`` whose score -> weight step is a chosen normalizer.
+
+    Args beyond fairseq's:
+        normalizer: one of :data:`fairseq_plugins.normalizers.ATTENTION_VARIANTS`.
+        topk: k of top-k attention.
+        alpha_init: initial alpha of ``alpha_entmax`` (learned per head, kept in
+            (1, 2) as ``1 + sigmoid(alpha_logit)``; Correia et al. 2019).
+        alpha_n_iter: bisection iterations of ``alpha_entmax``.
+
+    Plain softmax without requested weights takes fairseq's own code path
+    (which uses torch's fused attention); everything else takes the Python
+    path, so weights can be returned per head and recorded.
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        num_heads: int,
+        *args,
+        normalizer: str = "softmax",
+        topk: int = 8,
+        alpha_init: float = 1.5,
+        alpha_n_iter: int = 50,
+        **kwargs,
+    ):
+        if kwargs.get("add_bias_kv") or kwargs.get("add_zero_attn"):
+            raise ValueError("SparseMultiheadAttention does not support add_bias_kv / add_zero_attn")
+        super().__init__(embed_dim, num_heads, *args, **kwargs)
+        get_normalizer(normalizer)  # fail early on an unknown name
+        self.normalizer = normalizer
+        self.topk = topk
+        self.alpha_n_iter = alpha_n_iter
+        if normalizer == "alpha_entmax":
+            if not 1.0 < alpha_init < 2.0:
+                raise ValueError(f"alpha_init must lie in (1, 2), got {alpha_init}")
+            # alpha = 1 + sigmoid(alpha_logit): logit(alpha_init - 1)
+            logit = math.log((alpha_init - 1.0) / (2.0 - alpha_init))
+            self.alpha_logit = nn.Parameter(torch.full((num_heads,), logit))
+        else:
+            self.alpha_logit = None
+        if normalizer in ("rela", "rela_i"):
+            self.output_norm: Optional[AttentionOutputRMSNorm] = AttentionOutputRMSNorm(
+                embed_dim, gated=(normalizer == "rela")
+            )
+        else:
+            self.output_norm = None
+        # When a list, every forward appends its per-head weights [bsz, heads, tgt, src].
+        self.recorded_weights: Optional[List[Tensor]] = None
+
+    @property
+    def alpha(self) -> Optional[Tensor]:
+        """Per-head alpha of alpha_entmax, shape [heads]; None for other normalizers."""
+        if self.alpha_logit is None:
+            return None
+        return 1.0 + torch.sigmoid(self.alpha_logit)
+
+    def extra_repr(self) -> str:
+        extra = f"normalizer={self.normalizer}"
+        if self.normalizer == "topk":
+            extra += f", k={self.topk}"
+        return extra
+
+    @contextlib.contextmanager
+    def _python_path(self):
+        """Make fairseq's forward skip torch's fused path, which ignores ``before_softmax``."""
+        previous = self.skip_embed_dim_check
+        self.skip_embed_dim_check = True
+        try:
+            yield
+        finally:
+            self.skip_embed_dim_check = previous
+
+    def _weights(self, scores: Tensor, bsz: int) -> Tensor:
+        """Masked scores [bsz*heads, tgt, src] (-inf = masked) -> float32 weights, same shape."""
+        mask = torch.isneginf(scores)
+        params = {}
+        if self.normalizer == "topk":
+            params["k"] = self.topk
+        elif self.normalizer == "alpha_entmax":
+            # [heads] -> [bsz*heads, 1, 1], the order of fairseq's head folding
+            params["alpha"] = self.alpha.repeat(bsz).view(-1, 1, 1)
+            params["n_iter"] = self.alpha_n_iter
+        return normalize(self.normalizer, scores, mask, **params)
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Optional[Tensor],
+        value: Optional[Tensor],
+        key_padding_mask: Optional[Tensor] = None,
+        incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
+        need_weights: bool = True,
+        static_kv: bool = False,
+        attn_mask: Optional[Tensor] = None,
+        before_softmax: bool = False,
+        need_head_weights: bool = False,
+    ) -> Tuple[Tensor, Optional[Tensor]]:
+        """Same signature and return value as fairseq's ``MultiheadAttention.forward``."""
+        need_weights = need_weights or need_head_weights
+        passthrough = before_softmax or (
+            self.normalizer == "softmax" and not need_weights and self.recorded_weights is None
+        )
+        if passthrough:
+            return super().forward(
+                query, key, value, key_padding_mask, incremental_state, need_weights,
+                static_kv, attn_mask, before_softmax, need_head_weights,
+            )
+
+        tgt_len, bsz, _ = query.size()
+        with self._python_path():
+            # scores: [bsz*heads, tgt, src] with -inf at masked keys; v: [kv_bsz*heads, src, head_dim]
+            scores, v = super().forward(
+                query, key, value, key_padding_mask, incremental_state, False,
+                static_kv, attn_mask, True, False,
+            )
+        src_len = scores.size(-1)
+        weights_float = self._weights(scores, bsz)
+        if self.recorded_weights is not None:
+            self.recorded_weights.append(
+                weights_float.detach().view(bsz, self.num_heads, tgt_len, src_len)
+            )
+        probs = self.dropout_module(weights_float.type_as(v))
+
+        kv_bsz = v.size(0) // self.num_heads
+        if kv_bsz != bsz:
+            # beamable cross-attention: keys stored once per sentence, queries per beam
+            # probs: [kv_bsz, beam, heads, tgt, src] x v: [kv_bsz, heads, src, head_dim]
+            attn = torch.einsum(
+                "bxhts,bhsd->bxhtd",
+                probs.view(kv_bsz, -1, self.num_heads, tgt_len, src_len),
+                v.view(kv_bsz, self.num_heads, src_len, self.head_dim),
+            ).reshape(bsz * self.num_heads, tgt_len, self.head_dim)
+        else:
+            attn = torch.bmm(probs, v)  # [bsz*heads, tgt, head_dim]
+        # [bsz*heads, tgt, head_dim] -> [tgt, bsz*heads, head_dim] -> [tgt, bsz, embed_dim]
+        attn = attn.transpose(0, 1).contiguous().view(tgt_len, bsz, self.embed_dim)
+        if self.output_norm is not None:
+            attn = self.output_norm(attn)
+        attn = self.out_proj(attn)
+
+        returned: Optional[Tensor] = None
+        if need_weights:
+            # [bsz*heads, tgt, src] -> [heads, bsz, tgt, src]
+            returned = weights_float.view(bsz, self.num_heads, tgt_len, src_len).transpose(1, 0)
+            if not need_head_weights:
+                returned = returned.mean(dim=0)  # [bsz, tgt, src], averaged over heads
+        return attn, returned

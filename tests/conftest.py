@@ -1,0 +1,74 @@
+"""Shared fixtures: small models built in-process and a synthetic parallel corpus."""
+
+import importlib.util
+import types
+from pathlib import Path
+from typing import Sequence
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PLUGIN_DIR = REPO_ROOT / "fairseq_plugins"
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+def make_dictionary(size: int = 24):
+    from fairseq.data import Dictionary
+
+    dictionary = Dictionary()
+    for i in range(size):
+        dictionary.add_symbol(f"w{i}")
+    return dictionary
+
+
+def build_model(arch: str, extra_args: Sequence[str] = (), vocab: int = 24, seed: int = 0):
+    """Build ``arch`` exactly as fairseq-train would (argparse + arch defaults), in eval mode."""
+    from fairseq import options
+    from fairseq.models import ARCH_MODEL_REGISTRY
+
+    import fairseq_plugins  # noqa: F401  (registers the architectures)
+
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(
+        parser, ["unused-data-dir", "--arch", arch, "--user-dir", str(PLUGIN_DIR), *extra_args]
+    )
+    dictionary = make_dictionary(vocab)
+    task = types.SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
+    torch.manual_seed(seed)
+    model = ARCH_MODEL_REGISTRY[arch].build_model(args, task)
+    return model.eval(), dictionary
+
+
+def random_batch(dictionary, bsz=3, src_len=7, tgt_len=6, seed=0):
+    """Left-padded sources and right-padded decoder inputs, like fairseq's collater."""
+    generator = torch.Generator().manual_seed(seed)
+    pad, eos, first = dictionary.pad(), dictionary.eos(), dictionary.nspecial
+    src_lengths = torch.tensor([src_len] + [max(2, src_len - 2 - i) for i in range(bsz - 1)])
+    tgt_lengths = torch.tensor([tgt_len] + [max(2, tgt_len - 1 - i) for i in range(bsz - 1)])
+    src = torch.full((bsz, src_len), pad)
+    prev = torch.full((bsz, tgt_len), pad)
+    for b in range(bsz):
+        s, t = src_lengths[b].item(), tgt_lengths[b].item()
+        src[b, src_len - s:] = torch.randint(first, len(dictionary), (s,), generator=generator)
+        src[b, -1] = eos
+        prev[b, :t] = torch.randint(first, len(dictionary), (t,), generator=generator)
+        prev[b, 0] = eos
+    return src, src_lengths, prev
+
+
+def _load_toy_corpus_script():
+    spec = importlib.util.spec_from_file_location("toy_corpus", REPO_ROOT / "scripts" / "toy_corpus.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def toy_corpus(tmp_path_factory):
+    """scripts/toy_corpus.py output: target = source words mapped one-to-one, reversed.
+
+    Real enough for the fairseq CLI, and the word alignment of every pair is known.
+    """
+    folder = tmp_path_factory.mktemp("toy_corpus")
+    return _load_toy_corpus_script().write_toy_corpus(folder, {"train": 1500, "valid": 50, "test": 50})
