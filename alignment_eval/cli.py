@@ -9,6 +9,7 @@ print ``alignment-eval: error: <message>`` on stderr and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from typing import Optional, Sequence
@@ -23,6 +24,8 @@ from .symmetrize import SYMMETRIZATION_METHODS, symmetrize
 __all__ = ["build_parser", "main", "PROG"]
 
 PROG = "alignment-eval"
+#: Modules under alignment_eval that each register one subcommand with ``add_command(subparsers)``.
+COMMAND_MODULES: tuple[str, ...] = ("extract", "attention_stats", "report", "baseline")
 EXIT_INPUT_ERROR = 2
 
 
@@ -146,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_aer_command(subparsers)
     _add_symmetrize_command(subparsers)
+    for name in COMMAND_MODULES:
+        # Each module adds one subcommand; heavy imports (torch, fairseq) happen only when it runs.
+        importlib.import_module(f"{__package__}.{name}").add_command(subparsers)
     return parser
 
 

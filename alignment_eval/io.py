@@ -39,7 +39,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
+from typing import BinaryIO, Callable, Iterable, Optional, Sequence, Union
 
 from .errors import AlignmentInputError
 
@@ -56,6 +56,7 @@ __all__ = [
     "read_parallel_text",
     "format_alignment_line",
     "write_alignments",
+    "atomic_write",
     "atomic_write_text",
     "check_line_counts",
 ]
@@ -358,8 +359,8 @@ def _default_file_mode() -> int:
     return 0o666 & ~umask
 
 
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` atomically: temp file in the same folder, then ``os.replace``.
+def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` atomically: ``write(stream)`` into a temp file in the same folder, then ``os.replace``.
 
     Readers never see a half-written file; on failure the temp file is removed
     and an existing ``path`` is left untouched.
@@ -372,7 +373,7 @@ def atomic_write_text(path: PathLike, text: str) -> None:
     handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(handle, "wb") as stream:
-            stream.write(text.encode("utf-8"))
+            write(stream)
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temp_name, mode)
@@ -383,3 +384,8 @@ def atomic_write_text(path: PathLike, text: str) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def atomic_write_text(path: PathLike, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
+    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))

@@ -72,3 +72,60 @@ def toy_corpus(tmp_path_factory):
     """
     folder = tmp_path_factory.mktemp("toy_corpus")
     return _load_toy_corpus_script().write_toy_corpus(folder, {"train": 1500, "valid": 50, "test": 50})
+
+
+def run_console_script(name, *arguments, cwd=None, check=True, timeout=600):
+    """Run one of the venv's console scripts (fairseq-train, alignment-eval, ...) as a user would."""
+    import os
+    import subprocess
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TORCH_FORCE")}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("OMP_NUM_THREADS", "1")  # pytest-xdist already runs one process per core
+    result = subprocess.run(
+        [str(bin_dir / name), *map(str, arguments)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"{name} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def toy_binarized(toy_corpus, tmp_path_factory):
+    """The toy corpus through fairseq-preprocess (joined dictionary)."""
+    destination = tmp_path_factory.mktemp("toy_bin")
+    run_console_script(
+        "fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt",
+        "--trainpref", toy_corpus / "train", "--validpref", toy_corpus / "valid",
+        "--testpref", toy_corpus / "test", "--destdir", destination,
+        "--joined-dictionary", "--workers", "1",
+    )
+    return destination
+
+
+@pytest.fixture(scope="session")
+def toy_model(toy_corpus, toy_binarized, tmp_path_factory):
+    """A rela_transformer_tiny trained 300 updates on the toy corpus, with its test text and gold.
+
+    Returns a dict: checkpoint, data_dir, text ('src ||| tgt' of the test split), gold (0-based).
+    """
+    folder = tmp_path_factory.mktemp("toy_model")
+    run_console_script(
+        "fairseq-train", toy_binarized, "--user-dir", PLUGIN_DIR, "--arch", "rela_transformer_tiny",
+        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", "0.005", "--lr-scheduler", "inverse_sqrt",
+        "--warmup-updates", "50", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+        "--max-tokens", "2000", "--max-update", "300", "--save-dir", folder, "--no-epoch-checkpoints",
+        "--seed", "1", "--num-workers", "0", "--log-format", "simple", "--disable-validation",
+    )
+    sources = (toy_corpus / "test.src").read_text().splitlines()
+    targets = (toy_corpus / "test.tgt").read_text().splitlines()
+    text = folder / "test.src-tgt"
+    text.write_text("".join(f"{s} ||| {t}\n" for s, t in zip(sources, targets)))
+    return {
+        "checkpoint": folder / "checkpoint_last.pt",
+        "data_dir": toy_binarized,
+        "text": text,
+        "gold": toy_corpus / "test.align",
+    }

@@ -4,44 +4,20 @@ fairseq-preprocess -> fairseq-train -> fairseq-generate (tiny archs, a few dozen
 one update of every full-size arch, and fairseq-hydra-train for one variant.
 """
 
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from fairseq_plugins.normalizers import ATTENTION_VARIANTS
 
-from conftest import PLUGIN_DIR
+from conftest import PLUGIN_DIR, run_console_script as run
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-
-
-def run(*command, cwd=None, check=True):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TORCH_FORCE")}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    result = subprocess.run(
-        [str(BIN / command[0]), *map(str, command[1:])],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{command[0]} failed ({result.returncode}):\n{result.stderr[-4000:]}")
-    return result
 
 
 @pytest.fixture(scope="session")
-def binarized(toy_corpus, tmp_path_factory):
-    destination = tmp_path_factory.mktemp("bin")
-    run(
-        "fairseq-preprocess", "--source-lang", "src", "--target-lang", "tgt",
-        "--trainpref", toy_corpus / "train", "--validpref", toy_corpus / "valid",
-        "--testpref", toy_corpus / "test", "--destdir", destination,
-        "--joined-dictionary", "--workers", "1",
-    )
-    return destination
+def binarized(toy_binarized):
+    return toy_binarized
 
 
 def train(binarized, save_dir, arch, *extra):
@@ -67,10 +43,8 @@ def hypothesis_ids(output: str):
 
 
 @pytest.fixture(scope="session")
-def rela_checkpoint(binarized, tmp_path_factory):
-    save_dir = tmp_path_factory.mktemp("rela")
-    train(binarized, save_dir, "rela_transformer_tiny", "--max-update", "30")
-    return save_dir / "checkpoint_last.pt"
+def rela_checkpoint(toy_model):
+    return toy_model["checkpoint"]
 
 
 @pytest.mark.parametrize("variant", ATTENTION_VARIANTS)
