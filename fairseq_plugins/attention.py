@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -123,6 +123,10 @@ class SparseMultiheadAttention(MultiheadAttention):
             self.output_norm = None
         # When a list, every forward appends its per-head weights [bsz, heads, tgt, src].
         self.recorded_weights: Optional[List[Tensor]] = None
+        # Optional hook(weights [bsz*heads, tgt, src] float32, mask same shape) -> replacement or None;
+        # sees the weights with their autograd graph (interpretability tests: uniform or frozen
+        # attention, attention losses).
+        self.weights_hook: Optional[Callable[[Tensor, Tensor], Optional[Tensor]]] = None
 
     @property
     def alpha(self) -> Optional[Tensor]:
@@ -150,14 +154,19 @@ class SparseMultiheadAttention(MultiheadAttention):
     def _weights(self, scores: Tensor, bsz: int) -> Tensor:
         """Masked scores [bsz*heads, tgt, src] (-inf = masked) -> float32 weights, same shape."""
         mask = torch.isneginf(scores)
-        params = {}
+        params: Dict[str, object] = {}
         if self.normalizer == "topk":
             params["k"] = self.topk
         elif self.normalizer == "alpha_entmax":
             # [heads] -> [bsz*heads, 1, 1], the order of fairseq's head folding
             params["alpha"] = self.alpha.repeat(bsz).view(-1, 1, 1)
             params["n_iter"] = self.alpha_n_iter
-        return normalize(self.normalizer, scores, mask, **params)
+        weights = normalize(self.normalizer, scores, mask, **params)
+        if self.weights_hook is not None:
+            replacement = self.weights_hook(weights, mask)
+            if replacement is not None:
+                weights = replacement
+        return weights
 
     def forward(
         self,
@@ -175,7 +184,8 @@ class SparseMultiheadAttention(MultiheadAttention):
         """Same signature and return value as fairseq's ``MultiheadAttention.forward``."""
         need_weights = need_weights or need_head_weights
         passthrough = before_softmax or (
-            self.normalizer == "softmax" and not need_weights and self.recorded_weights is None
+            self.normalizer == "softmax" and not need_weights
+            and self.recorded_weights is None and self.weights_hook is None
         )
         if passthrough:
             return super().forward(

@@ -187,3 +187,28 @@ def test_recording_agrees_with_need_head_weights_of_the_decoder():
     t = int(prev[0].ne(dictionary.pad()).sum())
     fairseq_average = extra["attn"][0][0, :t, -s:]
     torch.testing.assert_close(record.cross[1].mean(0), fairseq_average, atol=1e-6, rtol=1e-5)
+
+
+def test_weights_hook_can_replace_the_weights_and_sees_the_graph():
+    torch.manual_seed(4)
+    module = SparseMultiheadAttention(16, 4, self_attention=True, normalizer="softmax").eval()
+    x = torch.randn(5, 2, 16)
+    kpm = padding_mask(2, 5)
+    seen = []
+
+    def uniform(weights, mask):
+        seen.append(weights.requires_grad)
+        keep = (~mask).float()
+        return keep / keep.sum(-1, keepdim=True)
+
+    module.weights_hook = uniform
+    x.requires_grad_()
+    _, weights = module(x, x, x, key_padding_mask=kpm, need_head_weights=True)
+    assert seen == [True]
+    expected = (~kpm).float() / (~kpm).float().sum(-1, keepdim=True)  # [bsz, src]
+    torch.testing.assert_close(weights[0, :, 0], expected)
+    module.weights_hook = None
+    out_plain, _ = module(x, x, x, key_padding_mask=kpm)
+    module.weights_hook = lambda weights, mask: None  # observing only: weights unchanged
+    out_hooked, _ = module(x, x, x, key_padding_mask=kpm)
+    torch.testing.assert_close(out_hooked, out_plain, atol=1e-6, rtol=1e-5)
