@@ -232,23 +232,26 @@ def architecture_name(variant: str, size: str) -> str:
     return f"{variant}_transformer_{size}"
 
 
-def _register_architecture(variant: str, size: str) -> None:
-    name = architecture_name(variant, size)
+def _register_architecture(variant: Optional[str], size: str) -> None:
+    """Register ``<variant>_transformer_<size>``; with variant None, ``sparse_transformer_<size>``
+    whose attention comes from --attention (default softmax): the name for Hydra configs that
+    compose the attention separately."""
+    name = architecture_name(variant or MODEL_NAME.split("_")[0], size)
     if name in ARCH_MODEL_REGISTRY:
         raise ValueError(f"architecture {name!r} is already registered in fairseq; fairseq_plugins cannot reuse it")
     size_function = _SIZE_FUNCTIONS[size]
 
     def architecture(args):
-        args.attention = getattr(args, "attention", variant)
+        args.attention = getattr(args, "attention", variant or "softmax")
         size_function(args)
 
     architecture.__name__ = name
-    architecture.__doc__ = f"{variant} attention, {size_function.__doc__}"
+    architecture.__doc__ = f"{variant or '--attention'} attention, {size_function.__doc__}"
     register_model_architecture(MODEL_NAME, name)(architecture)
 
 
-for _variant in ATTENTION_VARIANTS:
+for _variant in (*ATTENTION_VARIANTS, None):
     for _size in ARCH_SIZES:
         _register_architecture(_variant, _size)
 
-ARCHITECTURES = tuple(architecture_name(v, s) for v in ATTENTION_VARIANTS for s in ARCH_SIZES)
+ARCHITECTURES = tuple(architecture_name(v, s) for v in (*ATTENTION_VARIANTS, "sparse") for s in ARCH_SIZES)

@@ -17,7 +17,8 @@ from conftest import build_model
 
 
 def test_every_variant_and_size_is_registered_under_its_documented_name():
-    expected = {f"{v}_transformer_{s}" for v in ATTENTION_VARIANTS for s in ("wmt_en_de", "iwslt_de_en", "tiny")}
+    variants = (*ATTENTION_VARIANTS, "sparse")  # sparse_transformer_*: attention from --attention
+    expected = {f"{v}_transformer_{s}" for v in variants for s in ("wmt_en_de", "iwslt_de_en", "tiny")}
     assert set(ARCHITECTURES) == expected
     assert all(ARCH_MODEL_REGISTRY[name] is SparseTransformerModel for name in expected)
 
@@ -42,6 +43,13 @@ def test_architecture_sizes(size):
     assert layer.self_attn.num_heads == heads
     assert layer.self_attn.dropout_module.p == attention_dropout
     assert not layer.normalize_before  # post-norm
+
+
+def test_the_variant_neutral_architecture_takes_its_attention_from_the_flag():
+    model, _ = build_model("sparse_transformer_tiny")
+    assert {m.normalizer for _, _, m in model.attention_modules()} == {"softmax"}
+    model, _ = build_model("sparse_transformer_tiny", ["--attention", "entmax15"])
+    assert {m.normalizer for _, _, m in model.attention_modules()} == {"entmax15"}
 
 
 def test_attention_sets_all_sublayers_and_each_can_be_overridden():
