@@ -11,7 +11,8 @@ TEST_WORKERS ?= 2
 
 export PYTHON VENV TORCH_SPEC FAIRSEQ_SPEC
 
-.PHONY: help setup test test-fast toy-data toy-train clean-toy
+.PHONY: help setup test test-fast toy-data toy-train clean-toy demo results-multi30k \
+        data train translate bleu align report
 
 help:
 	@echo "make setup                      create $(VENV): $(TORCH_SPEC), $(FAIRSEQ_SPEC), this project"
@@ -19,6 +20,11 @@ help:
 	@echo "make test-fast                  everything but the end-to-end fairseq CLI tests"
 	@echo "make toy-data                   synthetic corpus with known alignments -> data-bin/toy"
 	@echo "make toy-train ATTN=rela        train the tiny ATTN model on it (CPU, ~1 minute)"
+	@echo "make demo                       Tatoeba De-En -> softmax and ReLA tiny models -> BLEU, AER, report (CPU, ~10 min)"
+	@echo "make data PAIR=en-de            download and prepare a WMT direction (en-de en-fr ro-en en-fi zh-en)"
+	@echo "make train PAIR=en-de ATTN=rela fairseq-hydra-train with configs/<direction>.yaml +attention=ATTN"
+	@echo "make translate|bleu|align PAIR=en-de ATTN=rela   test set translation, sacreBLEU, AER + attention stats"
+	@echo "make report PAIR=en-de          one table across every trained variant of the pair"
 
 setup:
 	@bash scripts/setup_env.sh
@@ -53,3 +59,33 @@ toy-train: toy-data
 
 clean-toy:
 	rm -rf $(TOY_DIR) $(TOY_BIN) $(TOY_BIN).tmp checkpoints/toy-*
+
+# --- the five WMT directions ----------------------------------------------------------
+PAIR ?= en-de
+CONFIG_en-de := wmt14_en_de
+CONFIG_en-fr := wmt14_en_fr
+CONFIG_ro-en := wmt16_ro_en
+CONFIG_en-fi := wmt18_en_fi
+CONFIG_zh-en := wmt18_zh_en
+CONFIG = $(or $(CONFIG_$(PAIR)),$(error unknown PAIR=$(PAIR); use one of en-de en-fr ro-en en-fi zh-en))
+DATA_ARGS ?=
+TRAIN_ARGS ?=
+
+data:
+	$(BIN)/python -m mt_pipeline data --pair $(PAIR) --out data-bin/$(CONFIG) $(DATA_ARGS)
+
+train:
+	$(BIN)/fairseq-hydra-train --config-dir configs --config-name $(CONFIG) +attention=$(ATTN) $(TRAIN_ARGS)
+
+translate bleu align:
+	$(BIN)/python -m mt_pipeline.pairs $@ --pair $(PAIR) --attn $(ATTN)
+
+report:
+	$(BIN)/python -m mt_pipeline.pairs report --pair $(PAIR)
+
+# --- demo and recorded results -----------------------------------------------------------
+demo:
+	$(BIN)/python -m mt_pipeline.runs demo
+
+results-multi30k:
+	$(BIN)/python -m mt_pipeline.runs multi30k

@@ -25,7 +25,7 @@ __all__ = ["build_parser", "main", "PROG"]
 
 PROG = "alignment-eval"
 #: Modules under alignment_eval that each register one subcommand with ``add_command(subparsers)``.
-COMMAND_MODULES: tuple[str, ...] = ("extract", "attention_stats", "report", "baseline")
+COMMAND_MODULES: tuple[str, ...] = ("extract", "attention_stats", "report", "baseline", "interpret")
 EXIT_INPUT_ERROR = 2
 
 

@@ -13,6 +13,7 @@ from typing import Optional
 
 from fairseq.dataclass import ChoiceEnum
 from fairseq.dataclass.utils import gen_parser_from_dataclass
+from fairseq.utils import safe_getattr
 from fairseq.distributed import fsdp_wrap
 from fairseq.models import ARCH_MODEL_REGISTRY, MODEL_REGISTRY, register_model, register_model_architecture
 from fairseq.models.transformer import (
@@ -163,6 +164,12 @@ class SparseTransformerModel(TransformerModel):
         # fairseq's legacy build_model converts args with TransformerConfig, which would drop
         # our fields; convert with our config class and continue with the structured builder.
         cfg = SparseTransformerConfig.from_namespace(args)
+        # from_namespace routes flat encoder_*/decoder_* keys of an argparse Namespace onto
+        # cfg.encoder/cfg.decoder, but not those of a Hydra DictConfig: carry them over here.
+        for side in ("encoder", "decoder"):
+            value = safe_getattr(args, f"{side}_attention", None)
+            if value is not None:
+                setattr(getattr(cfg, side), "attention", str(value))
         for sublayer in ("encoder", "decoder", "cross"):
             normalizer = cfg.normalizer_of(sublayer)
             if normalizer not in ATTENTION_VARIANTS:

@@ -1,5 +1,7 @@
 """Registration, architectures and checkpoint compatibility of the sparse_transformer model."""
 
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -59,6 +61,26 @@ def test_attention_sets_all_sublayers_and_each_can_be_overridden():
     model, _ = build_model("topk_transformer_tiny", ["--encoder-attention", "entmax15", "--attention-topk", "2"])
     normalizers = {s: (m.normalizer, m.topk) for s, _, m in model.attention_modules()}
     assert normalizers == {"encoder": ("entmax15", 2), "decoder": ("topk", 2), "cross": ("topk", 2)}
+
+
+def test_sublayer_attention_from_a_hydra_dictconfig():
+    """fairseq-hydra-train hands build_model a flat DictConfig, not an argparse Namespace."""
+    from fairseq import options
+    from omegaconf import OmegaConf
+
+    from conftest import PLUGIN_DIR, make_dictionary
+
+    parser = options.get_training_parser()
+    args = options.parse_args_and_arch(parser, ["x", "--arch", "rela_transformer_tiny", "--user-dir", str(PLUGIN_DIR)])
+    config = OmegaConf.create({k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, type(None)))})
+    config.encoder_attention = "softmax"
+    config.decoder_attention = "topk"
+    config.cross_attention = "sparsemax"
+    dictionary = make_dictionary()
+    task = types.SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
+    model = SparseTransformerModel.build_model(config, task)
+    normalizers = {s: m.normalizer for s, _, m in model.attention_modules()}
+    assert normalizers == {"encoder": "softmax", "decoder": "topk", "cross": "sparsemax"}
 
 
 def test_unknown_attention_name_is_rejected_by_the_argument_parser(capsys):
