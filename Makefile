@@ -12,7 +12,7 @@ TEST_WORKERS ?= 2
 export PYTHON VENV TORCH_SPEC FAIRSEQ_SPEC
 
 .PHONY: help setup test test-fast toy-data toy-train clean-toy demo results-multi30k \
-        data train translate bleu align report
+        interpret-multi30k data train translate bleu align report
 
 help:
 	@echo "make setup                      create $(VENV): $(TORCH_SPEC), $(FAIRSEQ_SPEC), this project"
@@ -89,3 +89,7 @@ demo:
 
 results-multi30k:
 	$(BIN)/python -m mt_pipeline.runs multi30k
+
+# interpretability battery (alignment-eval interpret all) on every variant trained by results-multi30k
+interpret-multi30k:
+	$(BIN)/python -m mt_pipeline.runs interpret-multi30k

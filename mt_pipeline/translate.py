@@ -8,7 +8,6 @@ atomically.  Decoding speed (sentences/s) is taken from fairseq's own summary li
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -78,7 +77,9 @@ def translate(
     ]
     if not Path(checkpoint).is_file():
         raise TranslationError(f"{checkpoint}: checkpoint not found")
-    result = subprocess.run(command, capture_output=True, text=True, env=os.environ.copy())
+    from .experiment import subprocess_environment
+
+    result = subprocess.run(command, capture_output=True, text=True, env=subprocess_environment())
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])
         raise TranslationError(f"fairseq-generate failed on {checkpoint}:\n{tail}")

@@ -63,7 +63,7 @@ def test_reduced_demo_end_to_end(tmp_path):
     """`make demo` at a few updates: prepare -> train softmax and rela -> translate -> BLEU -> stats/AER -> report."""
     out, data_bin = tmp_path / "results", tmp_path / "data-bin"
     result = run_console_script(
-        "python", "-m", "mt_pipeline.runs", "demo", "--max-update", "15", "--out", out, "--data-bin", data_bin,
+        "python", "-m", "mt_pipeline.runs", "demo", "--max-update", "15", "--max-len-b", "30", "--out", out, "--data-bin", data_bin,
         cwd=tmp_path, timeout=900,
     )
     summary = (out / "summary.md").read_text()
@@ -80,7 +80,7 @@ def test_reduced_demo_end_to_end(tmp_path):
         assert (out / "alignment-report" / "aer_per_layer.png").is_file()
     # resuming does no work twice: every step is skipped and the summary is rebuilt
     again = run_console_script(
-        "python", "-m", "mt_pipeline.runs", "demo", "--max-update", "15", "--out", out, "--data-bin", data_bin,
+        "python", "-m", "mt_pipeline.runs", "demo", "--max-update", "15", "--max-len-b", "30", "--out", out, "--data-bin", data_bin,
         cwd=tmp_path, timeout=900,
     )
     assert "] training" not in again.stdout and (out / "summary.md").read_text().count("| rela |") == 1
