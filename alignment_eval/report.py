@@ -332,6 +332,12 @@ def _save_figure(figure, path: Path) -> None:
     atomic_write(path, lambda stream: figure.savefig(stream, format="png", dpi=FIGURE_DPI))
 
 
+# With more models the head labels would stack above the panels: the table in report.md names the heads.
+MAX_LABELLED_MODELS = 3
+# Legend columns before wrapping (each column: a model's best head above its head average).
+MAX_LEGEND_MODELS = 4
+
+
 def _integer_layer_axis(axes, layers: Sequence[int], label: str) -> None:
     if layers:
         axes.set_xticks(sorted(set(layers)))
@@ -363,7 +369,7 @@ def plot_aer_per_layer(
                 xs = [layer for layer, _ in best]
                 ys = [point["aer"] for _, point in best]
                 axes.plot(xs, ys, "-o", color=colours[model], label=f"{model}: best head")
-                for x, (_, point) in zip(xs, best):
+                for x, (_, point) in zip(xs if len(curves) <= MAX_LABELLED_MODELS else [], best):
                     # staggered per model so that labels of models with close AERs do not cover each other
                     axes.annotate(f"h{point['head']}", (x, point["aer"]), textcoords="offset points",
                                   xytext=(7, 3 + 10 * index), ha="left", va="bottom", fontsize=7,
@@ -394,9 +400,10 @@ def plot_aer_per_layer(
     handles, labels = list(legend_entries.values()), list(legend_entries)
     if handles:
         # two legend rows, filled column by column: each model's best head above its head average, then baselines
-        columns = len(curves) + math.ceil(len(baselines) / 2)
+        columns = min(len(curves), MAX_LEGEND_MODELS) + math.ceil(len(baselines) / 2)
         figure.legend(handles, labels, loc="outside lower center", ncols=columns, fontsize=8, frameon=False)
-    figure.suptitle(f"AER per decoder layer ({method}; labels hN = best head)", fontsize=11)
+    labelled = "; labels hN = best head" if len(curves) <= MAX_LABELLED_MODELS else "; best heads in report.md"
+    figure.suptitle(f"AER per decoder layer ({method}{labelled})", fontsize=11)
     _save_figure(figure, path)
 
 

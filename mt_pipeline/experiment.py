@@ -240,12 +240,13 @@ def summary_markdown(spec: ExperimentSpec, rows: List[dict], command: str) -> st
 
 def interpret_battery(checkpoint: Path, data_bin: Path, spm_model: Path, text: Path, out_dir: Path, *,
                       max_sentences: int = 200, lambdas: Sequence[str] = ("0.1", "1"), steps: int = 100,
-                      log_file: Optional[Path] = None) -> dict:
+                      projections: int = 16, log_file: Optional[Path] = None) -> dict:
     """``alignment-eval interpret all`` (uniform, importance, coindex, adversarial) on one checkpoint."""
     if not (out_dir / "interpret.json").exists():
         _run([BIN / "alignment-eval", "interpret", "all", "--checkpoint", checkpoint, "--data-dir", data_bin,
               "--spm", spm_model, "--text", text, "--max-sentences", str(max_sentences),
-              "--lambdas", *lambdas, "--steps", str(steps), "--out-dir", out_dir],
+              "--lambdas", *lambdas, "--steps", str(steps), "--projections", str(projections),
+              "--out-dir", out_dir],
              log_file or out_dir.parent / "interpret.log")
     return json.loads((out_dir / "interpret.json").read_text())
 

@@ -126,7 +126,7 @@ def interpret_multi30k(args) -> Path:
     sections = [f"# Interpretability battery: {spec.name}", "",
                 f"Command: `{shlex.join(['python', '-m', 'mt_pipeline.runs', 'interpret-multi30k'])}`", "",
                 f"Text: the first {args.interpret_sentences} pairs of Multi30k test_2016_flickr (teacher forcing); "
-                "adversarial fine-tuning: 100 steps per lambda. Per-variant details, figures and JSON in "
+                "adversarial fine-tuning: 100 steps per lambda; co-index attribution estimated with 16 random projections. Per-variant details, figures and JSON in "
                 "`<variant>/interpret/`.", ""]
     for variant in spec.variants:
         checkpoint = spec.checkpoint_root / spec.name / variant / "checkpoint_last.pt"
@@ -147,7 +147,7 @@ def interpret_multi30k(args) -> Path:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mt_pipeline.runs", description=__doc__.split("\n\n")[0])
     parser.add_argument("preset", choices=sorted([*PRESETS, "interpret-multi30k"]))
-    parser.add_argument("--interpret-sentences", type=int, default=200)
+    parser.add_argument("--interpret-sentences", type=int, default=60)
     parser.add_argument("--max-len-b", type=int, help="cap translations at N tokens (smoke runs of barely trained models)")
     parser.add_argument("--variants", nargs="+", choices=ALL_VARIANTS)
     parser.add_argument("--max-update", type=int, help="training updates per variant (preset default otherwise)")
