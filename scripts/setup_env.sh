@@ -27,6 +27,9 @@ PY
 if [ ! -x "$VENV/bin/python" ]; then
     say "creating $VENV with $("$PYTHON" --version)"
     "$PYTHON" -m venv "$VENV"
+elif ! "$VENV/bin/python" -m pip --version > /dev/null 2>&1; then
+    say "$VENV has no working pip (an interrupted creation?): recreating it"
+    "$PYTHON" -m venv --clear "$VENV"
 fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip --disable-pip-version-check)
