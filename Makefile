@@ -12,7 +12,7 @@ TEST_WORKERS ?= 2
 export PYTHON VENV TORCH_SPEC FAIRSEQ_SPEC
 
 .PHONY: help setup test test-fast toy-data toy-train clean-toy demo results-multi30k \
-        interpret-multi30k data train translate bleu align report
+        interpret-multi30k data train translate bleu align report bench bench-quick
 
 help:
 	@echo "make setup                      create $(VENV): $(TORCH_SPEC), $(FAIRSEQ_SPEC), this project"
@@ -25,6 +25,8 @@ help:
 	@echo "make train PAIR=en-de ATTN=rela fairseq-hydra-train with configs/<direction>.yaml +attention=ATTN"
 	@echo "make translate|bleu|align PAIR=en-de ATTN=rela   test set translation, sacreBLEU, AER + attention stats"
 	@echo "make report PAIR=en-de          one table across every trained variant of the pair"
+	@echo "make bench                      speed benchmarks, full mode (~9 min, 2 cores) -> results/perf/*_full.*"
+	@echo "make bench-quick                the same, quick mode (~20 s; CI smoke)"
 
 setup:
 	@bash scripts/setup_env.sh
@@ -93,3 +95,12 @@ results-multi30k:
 # interpretability battery (alignment-eval interpret all) on every variant trained by results-multi30k
 interpret-multi30k:
 	$(BIN)/python -m mt_pipeline.runs interpret-multi30k
+
+# --- speed benchmarks: JSON, Markdown and PNG in results/perf/ ---------------------------
+BENCH_THREADS ?= 1
+
+bench:
+	$(BIN)/python -m benchmarks run --mode full --threads $(BENCH_THREADS)
+
+bench-quick:
+	$(BIN)/python -m benchmarks run --mode quick --threads $(BENCH_THREADS)

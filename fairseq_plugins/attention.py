@@ -10,16 +10,16 @@ scores into weights, plus, for ReLA, the RMS normalisation of the output.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from fairseq.modules import MultiheadAttention
 from torch import Tensor
 
-from .normalizers import get_normalizer, normalize
+from .normalizers import alpha_entmax, get_normalizer, softmax, topk
 
 # RMSNorm epsilon of the ReLA authors' code (bzhangGo/zero, utils/dtype.py).
 RELA_RMS_EPS = 1e-8
@@ -64,8 +64,8 @@ class AttentionOutputRMSNorm(nn.Module):
 
     def forward(self, z: Tensor) -> Tensor:
         z_float = z.float()
-        normed = z_float * torch.rsqrt(z_float.pow(2).mean(dim=-1, keepdim=True) + self.eps)
-        out = self.scale * normed
+        # scale * z / sqrt(mean(z^2) + eps), one fused op
+        out = F.rms_norm(z_float, (self.dim,), self.scale.to(z_float.dtype), self.eps)
         if self.gate is not None:
             out = out * torch.sigmoid(self.gate * z_float)
         return out.type_as(z)
@@ -82,11 +82,14 @@ class SparseMultiheadAttention(MultiheadAttention):
         topk: k of top-k attention.
         alpha_init: initial alpha of ``alpha_entmax`` (learned per head, kept in
             (1, 2) as ``1 + sigmoid(alpha_logit)``; Correia et al. 2019).
-        alpha_n_iter: bisection iterations of ``alpha_entmax``.
+        alpha_n_iter: maximum root-finding iterations of ``alpha_entmax``.
 
     Plain softmax without requested weights takes fairseq's own code path
     (which uses torch's fused attention); everything else takes the Python
-    path, so weights can be returned per head and recorded.
+    path, so weights can be returned per head and recorded.  ReLA without
+    incremental state computes its scores itself (:meth:`_rela_scores`: no -inf
+    fill of the score tensor); with incremental state (decoding) it asks
+    fairseq for the masked scores like the other normalizers.
     """
 
     def __init__(
@@ -121,6 +124,9 @@ class SparseMultiheadAttention(MultiheadAttention):
             )
         else:
             self.output_norm = None
+        # ReLA without incremental state computes its scores itself (see _rela_scores);
+        # False forces fairseq's code path (tests compare the two).
+        self.fused_rela = True
         # When a list, every forward appends its per-head weights [bsz, heads, tgt, src].
         self.recorded_weights: Optional[List[Tensor]] = None
         # Optional hook(weights [bsz*heads, tgt, src] float32, mask same shape) -> replacement or None;
@@ -141,29 +147,72 @@ class SparseMultiheadAttention(MultiheadAttention):
             extra += f", k={self.topk}"
         return extra
 
-    @contextlib.contextmanager
-    def _python_path(self):
-        """Make fairseq's forward skip torch's fused path, which ignores ``before_softmax``."""
+    def _masked_scores(self, query, key, value, key_padding_mask, incremental_state, static_kv, attn_mask):
+        """fairseq's scores [bsz*heads, tgt, src] (-inf at masked keys) and values [kv_bsz*heads, src, head_dim]."""
+        # skip_embed_dim_check makes fairseq's forward skip torch's fused path, which ignores
+        # before_softmax
         previous = self.skip_embed_dim_check
         self.skip_embed_dim_check = True
         try:
-            yield
+            return super().forward(
+                query, key, value, key_padding_mask, incremental_state, False,
+                static_kv, attn_mask, True, False,
+            )
         finally:
             self.skip_embed_dim_check = previous
 
+    def _rela_scores(self, query, key, value, key_padding_mask, attn_mask):
+        """ReLA's scores without fairseq's -inf fill (no incremental state): the projections as
+        fairseq computes them, padded keys zeroed in ``k`` (score exactly 0, hence ReLU weight 0
+        and zero gradient) instead of a masked_fill over the much larger score tensor, and the
+        additive attention mask (-inf: future positions) fused into the product."""
+        tgt_len, bsz, _ = query.size()
+        q = self.q_proj(query)
+        if self.self_attention:
+            k, v = self.k_proj(query), self.v_proj(query)
+        elif self.encoder_decoder_attention:
+            k, v = self.k_proj(key), self.v_proj(key)
+        else:
+            k, v = self.k_proj(key), self.v_proj(value)
+        q *= self.scaling
+        kv_bsz = k.size(1)
+        if key_padding_mask is not None:
+            # [kv_bsz, src] -> [src, kv_bsz, 1], broadcast over the model dimension of k [src, kv_bsz, dim]
+            k = k.masked_fill(key_padding_mask.to(torch.bool).t().unsqueeze(-1), 0.0)
+        q = q.contiguous().view(tgt_len, bsz * self.num_heads, self.head_dim).transpose(0, 1)
+        k = k.contiguous().view(-1, kv_bsz * self.num_heads, self.head_dim).transpose(0, 1)
+        v = v.contiguous().view(-1, kv_bsz * self.num_heads, self.head_dim).transpose(0, 1)
+        if attn_mask is not None:
+            scores = torch.baddbmm(attn_mask.to(q.dtype), q, k.transpose(1, 2))
+        else:
+            scores = torch.bmm(q, k.transpose(1, 2))
+        return scores, v
+
     def _weights(self, scores: Tensor, bsz: int) -> Tensor:
-        """Masked scores [bsz*heads, tgt, src] (-inf = masked) -> float32 weights, same shape."""
-        mask = torch.isneginf(scores)
-        params: Dict[str, object] = {}
-        if self.normalizer == "topk":
-            params["k"] = self.topk
-        elif self.normalizer == "alpha_entmax":
+        """Masked scores [bsz*heads, tgt, src] (-inf = masked) -> float32 weights, same shape.
+
+        The normalizers take ``-inf`` as the mask, so no mask tensor is built unless a
+        ``weights_hook`` wants one.
+        """
+        if scores.dtype not in (torch.float32, torch.float64):
+            scores = scores.float()  # as normalize() does: normalizers run in float32
+        normalizer = self.normalizer
+        if normalizer in ("rela", "rela_i"):
+            # ReLU(-inf) = 0 with zero gradient: the mask needs no extra pass.  In place: the
+            # scores are a fresh tensor whose producers (bmm, masked_fill) do not need them back.
+            weights = scores.relu_() if self.weights_hook is None else torch.relu(scores)
+        elif normalizer == "softmax":
+            weights = softmax(scores)
+        elif normalizer == "topk":
+            weights = topk(scores, k=self.topk)
+        elif normalizer == "alpha_entmax":
             # [heads] -> [bsz*heads, 1, 1], the order of fairseq's head folding
-            params["alpha"] = self.alpha.repeat(bsz).view(-1, 1, 1)
-            params["n_iter"] = self.alpha_n_iter
-        weights = normalize(self.normalizer, scores, mask, **params)
+            alpha = self.alpha.repeat(bsz).view(-1, 1, 1)
+            weights = alpha_entmax(scores, alpha=alpha, n_iter=self.alpha_n_iter)
+        else:
+            weights = get_normalizer(normalizer).function(scores)
         if self.weights_hook is not None:
-            replacement = self.weights_hook(weights, mask)
+            replacement = self.weights_hook(weights, torch.isneginf(scores))
             if replacement is not None:
                 weights = replacement
         return weights
@@ -194,19 +243,28 @@ class SparseMultiheadAttention(MultiheadAttention):
             )
 
         tgt_len, bsz, _ = query.size()
-        with self._python_path():
-            # scores: [bsz*heads, tgt, src] with -inf at masked keys; v: [kv_bsz*heads, src, head_dim]
-            scores, v = super().forward(
-                query, key, value, key_padding_mask, incremental_state, False,
-                static_kv, attn_mask, True, False,
-            )
-        src_len = scores.size(-1)
-        weights_float = self._weights(scores, bsz)
+        if (
+            self.fused_rela and self.output_norm is not None and incremental_state is None
+            and self.weights_hook is None and self.beam_size == 1 and not self.onnx_trace
+            and (attn_mask is None or attn_mask.is_floating_point())
+        ):
+            scores, v = self._rela_scores(query, key, value, key_padding_mask, attn_mask)
+            probs = scores.relu_()  # in the model's dtype: ReLU is exact there
+            weights_float = probs if probs.dtype in (torch.float32, torch.float64) else None
+        else:
+            scores, v = self._masked_scores(query, key, value, key_padding_mask, incremental_state, static_kv,
+                                            attn_mask)
+            weights_float = self._weights(scores, bsz)
+            probs = weights_float if weights_float.dtype == v.dtype else weights_float.to(v.dtype)
+        src_len = probs.size(-1)
+        if weights_float is None and (need_weights or self.recorded_weights is not None):
+            weights_float = probs.float()
         if self.recorded_weights is not None:
             self.recorded_weights.append(
                 weights_float.detach().view(bsz, self.num_heads, tgt_len, src_len)
             )
-        probs = self.dropout_module(weights_float.type_as(v))
+        if self.dropout_module.p > 0:
+            probs = self.dropout_module(probs)
 
         kv_bsz = v.size(0) // self.num_heads
         if kv_bsz != bsz:

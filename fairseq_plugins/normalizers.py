@@ -6,14 +6,33 @@ Every normalizer is a small pure function with the same contract::
 
 * ``scores``: float tensor ``[..., queries, keys]`` of scaled dot products.
 * ``mask``: optional bool tensor broadcastable to ``scores``; ``True`` marks a
-  key the query may not see (padding or a future position).
+  key the query may not see (padding or a future position).  A score of
+  ``-inf`` is a masked key too (the form fairseq's attention produces), so
+  ``normalizer(scores_with_neginf)`` needs no mask at all.
 * ``weights``: same shape as ``scores``; masked positions are exactly 0, and a
-  query row whose keys are all masked is all zeros (never NaN) for every
-  normalizer.
+  query row whose keys are all masked is all zeros (never NaN, with zero
+  gradients) for every normalizer.
 
 The softmax family (softmax, sparsemax, 1.5-entmax, alpha-entmax, top-k) gives
 rows that sum to 1; ReLA gives unnormalised, possibly all-zero rows.  Callers
 compute in float32 (see :func:`normalize`), whatever the model's dtype.
+
+Implementation notes (speed; see ``benchmarks/``):
+
+* Masked keys are handled as ``-inf`` scores inside each normalizer, without
+  materialising a mask or filling/zeroing passes.
+* sparsemax and 1.5-entmax are the exact sort-based algorithms of the ``entmax``
+  package (Martins & Astudillo 2016; Peters et al. 2019); the sparsemax threshold
+  is ``max_r (cumsum_r - 1) / r`` (one reduction instead of count + gather).  Rows
+  of at least ``PARTIAL_SORT_MIN_KEYS`` keys are partially sorted first
+  (``torch.topk`` of their 32 / 64 largest entries, as the package's ``k``
+  argument does); rows whose support fills all of them are then sorted in full, so
+  the result stays exact.
+* alpha-entmax finds its threshold by safeguarded Newton iterations on the
+  convex function ``||[z - tau]_+||_p - 1`` (p = 1/(alpha-1)), which reach float
+  precision in 4-9 steps where bisection takes 50, long rows again from their
+  largest entries first; the backward pass is the one of ``entmax.entmax_bisect``
+  (Correia et al. 2019), made NaN-free on rows whose keys are all masked.
 """
 
 from __future__ import annotations
@@ -23,47 +42,271 @@ from typing import Callable, Dict, Optional, Union
 
 import torch
 import torch.nn.functional as F
-from entmax import entmax15 as _entmax15
-from entmax import entmax_bisect as _entmax_bisect
-from entmax import sparsemax as _sparsemax
+from torch.autograd import Function
 
 Tensor = torch.Tensor
 
+# Rows of at least PARTIAL_SORT_MIN_KEYS keys are first partially sorted (torch.topk) to
+# the given number of largest entries, enough for the support of most rows; rows whose
+# support fills them are then fully sorted.
+PARTIAL_SORT_MIN_KEYS = 128
+SPARSEMAX_PARTIAL_SORT = 32
+ENTMAX15_PARTIAL_SORT = 64
+ALPHA_ENTMAX_PARTIAL_SORT = 64
 
-def _fill_masked(scores: Tensor, mask: Optional[Tensor]) -> Tensor:
-    """Give masked scores the most negative finite value of their dtype.
 
-    A finite value (not -inf) keeps every normalizer and its gradient free of
-    NaN, also on rows where every key is masked.
-    """
+def _with_mask(scores: Tensor, mask: Optional[Tensor]) -> Tensor:
+    """``scores`` with ``-inf`` at masked keys (a new tensor when there is a mask)."""
     if mask is None:
         return scores
-    return scores.masked_fill(mask, torch.finfo(scores.dtype).min)
+    return scores.masked_fill(mask, float("-inf"))
 
 
-def _zero_masked(weights: Tensor, mask: Optional[Tensor]) -> Tensor:
-    """Exact zeros on masked keys; rows with every key masked become all zeros."""
-    if mask is None:
-        return weights
-    return weights.masked_fill(mask, 0.0)
+def _row_max(scores: Tensor):
+    """(row maximum with 0 on rows whose keys are all masked, bool tensor of those rows), both ``[..., 1]``."""
+    max_val = scores.amax(dim=-1, keepdim=True)
+    dead = torch.isneginf(max_val)
+    return max_val.masked_fill(dead, 0.0), dead
+
+
+def _sparsemax_threshold(scores: Tensor, k: Optional[int]):
+    """Threshold and support size of sparsemax for rows ``scores [rows, keys]`` from the
+    ``k`` largest entries of each row (all of them, fully sorted, when ``k`` is None).
+
+    The threshold is ``max_r (cumsum_r - 1) / r`` over the sorted entries (the
+    maximiser is the support size; Duchi et al. 2008), computed relative to the row
+    maximum.  With ``k`` entries a row whose support size comes out as ``k`` may be
+    larger: the caller redoes those rows in full.
+    """
+    if k is None:
+        ranked = scores.sort(dim=-1, descending=True).values
+    else:
+        ranked = scores.topk(k, dim=-1).values
+    top = ranked[:, :1]
+    dead = torch.isneginf(top)  # every key masked
+    top = top.masked_fill(dead, 0.0)
+    rho = torch.arange(1, ranked.size(-1) + 1, device=scores.device, dtype=scores.dtype)
+    candidates = (ranked - top).cumsum_(dim=-1).sub_(1).div_(rho)
+    tau, index = candidates.max(dim=-1, keepdim=True)
+    tau = (tau + top).masked_fill_(dead, float("inf"))  # all-masked rows: every entry below tau
+    return tau, index + 1
+
+
+def _entmax15_threshold(scores: Tensor, k: Optional[int]):
+    """Threshold (of ``scores / 2``) and support size of 1.5-entmax for rows ``scores [rows, keys]``
+    from the ``k`` largest entries (all, fully sorted, when ``k`` is None); the sort-based
+    algorithm of Peters et al. (2019), relative to the row maximum."""
+    if k is None:
+        ranked = scores.sort(dim=-1, descending=True).values
+    else:
+        ranked = scores.topk(k, dim=-1).values
+    top = ranked[:, :1]
+    dead = torch.isneginf(top)
+    top = top.masked_fill(dead, 0.0)
+    ranked = (ranked - top).mul_(0.5)
+    rho = torch.arange(1, ranked.size(-1) + 1, device=scores.device, dtype=scores.dtype)
+    mean = ranked.cumsum(dim=-1).div_(rho)
+    mean_sq = (ranked * ranked).cumsum_(dim=-1).div_(rho)
+    delta = (1 - rho * (mean_sq - mean * mean)) / rho
+    tau = mean - torch.sqrt(delta.clamp_(min=0))
+    # -inf entries make tau NaN, which compares False: they are never counted
+    support = (tau <= ranked).sum(dim=-1, keepdim=True, dtype=torch.int32).long().clamp_(min=1)
+    tau = tau.gather(-1, support - 1).add_(top * 0.5).masked_fill_(dead, float("inf"))
+    return tau, support
+
+
+def _threshold(solve, scores: Tensor, k: int):
+    """``solve(rows, k)`` on the rows of ``scores [..., keys]``: partial sort of the ``k``
+    largest entries for long rows, then a full sort of the rows whose support filled all
+    ``k`` (exact either way).  Returns threshold and support size, ``[rows, 1]`` each."""
+    rows = scores.reshape(-1, scores.size(-1))
+    if rows.size(-1) < PARTIAL_SORT_MIN_KEYS or rows.size(-1) <= 2 * k:
+        return solve(rows, None)
+    tau, support = solve(rows, k)
+    unsolved = (support == k).squeeze(1).nonzero().squeeze(1)
+    if unsolved.numel():
+        tau_full, support_full = solve(rows.index_select(0, unsolved), None)
+        tau = tau.index_copy(0, unsolved, tau_full)
+        support = support.index_copy(0, unsolved, support_full)
+    return tau, support
+
+
+class _Sparsemax(Function):
+    """Sparsemax over the last dimension; ``-inf`` entries get 0, all-``-inf`` rows get zeros."""
+
+    @staticmethod
+    def forward(ctx, scores: Tensor) -> Tensor:
+        tau, support = _threshold(_sparsemax_threshold, scores, SPARSEMAX_PARTIAL_SORT)
+        shape = scores.shape[:-1] + (1,)
+        output = (scores - tau.view(shape)).clamp_(min=0)
+        ctx.save_for_backward(output, support.view(shape).to(scores.dtype))
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        output, support = ctx.saved_tensors
+        in_support = torch.sign(output)  # 1 on the support, 0 elsewhere
+        grad = grad_output * in_support
+        mean = grad.sum(dim=-1, keepdim=True) / support
+        return grad.addcmul_(in_support, mean, value=-1)
+
+
+class _Entmax15(Function):
+    """1.5-entmax over the last dimension; ``-inf`` entries get 0, all-``-inf`` rows get zeros."""
+
+    @staticmethod
+    def forward(ctx, scores: Tensor) -> Tensor:
+        tau, _ = _threshold(_entmax15_threshold, scores, ENTMAX15_PARTIAL_SORT)
+        # 1.5-entmax(z) = [z/2 - tau]_+^2; root = its square root = 1 / g''(output)
+        root = torch.add(tau.view(scores.shape[:-1] + (1,)).neg(), scores, alpha=0.5).clamp_(min=0)
+        ctx.save_for_backward(root)
+        return root * root
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        (root,) = ctx.saved_tensors
+        grad = grad_output * root
+        total = root.sum(dim=-1, keepdim=True)
+        q = grad.sum(dim=-1, keepdim=True) / total.masked_fill_(total == 0, 1.0)
+        return grad.addcmul_(q, root, value=-1)
+
+
+def _alpha_entmax_newton(z: Tensor, am1: Tensor, dead: Tensor, n_iter: int, keys: int):
+    """Threshold of alpha-entmax for rows ``z [rows, n]`` (row maxima 0; ``am1`` = alpha - 1,
+    ``[rows, 1]``), by safeguarded Newton iterations on ``g(tau) = ||[z - tau]_+||_p - 1``.
+
+    Returns ``tau``, ``[z - tau]_+^p`` and its row sums.  ``keys`` (>= n) sets the
+    bisection bracket ``[-1, -(1/keys)^(alpha-1)]``.
+    """
+    exponent = (1 - am1) / am1  # p - 1 = (2 - alpha) / (alpha - 1)
+    alpha_two = bool((exponent == 0).any())  # 0^0 = 1 would put masked keys in the support
+    lower = torch.full_like(am1, -1.0)
+    upper = -((1.0 / keys) ** am1)
+    tau = lower
+    # Newton converges quadratically near the root: once a step is below sqrt(eps), the
+    # next point is exact to about eps, and is where the output is evaluated.
+    tolerance = torch.finfo(z.dtype).eps ** 0.5
+    final = False
+    for iteration in range(max(1, n_iter)):
+        y = (z - tau).clamp_(min=0)
+        y_pm1 = y.pow(exponent)
+        if alpha_two:
+            y_pm1 = y_pm1.masked_fill_(y == 0, 0.0)
+        unnormalised = y_pm1 * y  # [z - tau]_+^p
+        total = unnormalised.sum(dim=-1, keepdim=True)
+        if final or iteration == n_iter - 1:
+            break
+        slope = y_pm1.sum(dim=-1, keepdim=True)
+        g = total.pow(am1) - 1  # ||y||_p - 1
+        above = g >= 0
+        lower = torch.where(above, tau, lower)
+        upper = torch.where(above, upper, tau)
+        step = g * total.pow(1 - am1) / slope  # -g / g'
+        proposal = tau + step
+        inside = (proposal >= lower) & (proposal <= upper)
+        proposal = torch.where(inside, proposal, (lower + upper) / 2)
+        final = bool((((proposal - tau).abs() <= tolerance) | dead).all())
+        tau = proposal
+    return tau, unnormalised, total
+
+
+class _AlphaEntmax(Function):
+    """alpha-entmax over the last dimension by safeguarded Newton iterations.
+
+    With ``z = (x - max x) (alpha - 1)`` and ``p = 1 / (alpha - 1)`` the output is
+    ``[z - tau]_+^p`` for the ``tau`` where ``g(tau) = ||[z - tau]_+||_p - 1 = 0``.
+    ``g`` is convex and decreasing on ``[-1, 0]`` (a p-norm of convex decreasing
+    functions, p >= 1), ``g(-1) >= 0``: Newton's method from ``tau = -1`` increases
+    monotonically to the root, and is exact in one step whenever the support's
+    entries are equal.  Each step is kept inside the bisection bracket (bisection
+    otherwise); once every row's step is below sqrt(eps) the output is evaluated at
+    the next point (exact to about eps) and the loop stops, typically after 4-9
+    evaluations where bisection takes ``n_iter`` = 50.  Long rows are solved on their
+    64 largest entries first (the support is usually much smaller), and in full only
+    where the support reaches the smallest of them.
+    """
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, alpha: Tensor, n_iter: int) -> Tensor:
+        keys = scores.size(-1)
+        rows = scores.reshape(-1, keys)
+        am1 = alpha.reshape(-1, 1) - 1
+        max_val, dead = _row_max(rows)
+        z = (rows - max_val).mul_(am1)  # <= 0, row maxima 0, -inf masked
+        if keys >= PARTIAL_SORT_MIN_KEYS and keys > 2 * ALPHA_ENTMAX_PARTIAL_SORT:
+            # the threshold from each row's largest entries; rows whose smallest such entry is
+            # still in the support are solved again in full
+            candidates = z.topk(ALPHA_ENTMAX_PARTIAL_SORT, dim=-1).values
+            tau = _alpha_entmax_newton(candidates, am1, dead, n_iter, keys)[0]
+            unsolved = (candidates[:, -1:] > tau).squeeze(1).nonzero().squeeze(1)
+            if unsolved.numel():
+                tau_full = _alpha_entmax_newton(
+                    z.index_select(0, unsolved), am1.index_select(0, unsolved),
+                    dead.index_select(0, unsolved), n_iter, keys,
+                )[0]
+                tau = tau.index_copy(0, unsolved, tau_full)
+            output = (z - tau).clamp_(min=0).pow_(1 / am1)
+            total = output.sum(dim=-1, keepdim=True)
+        else:
+            _, output, total = _alpha_entmax_newton(z, am1, dead, n_iter, keys)
+        output = output.div_(total.masked_fill_(total == 0, 1.0)).view_as(scores)  # 0: all-masked rows
+        ctx.save_for_backward(output, alpha)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        output, alpha = ctx.saved_tensors
+        positive = output > 0
+        gppr = torch.where(positive, output.pow(2 - alpha), 0.0)  # 1 / g''(output)
+        gppr_sum = gppr.sum(dim=-1, keepdim=True)
+        gppr_sum = gppr_sum.masked_fill(gppr_sum == 0, 1.0)  # all-masked rows
+        grad = grad_output * gppr
+        q = grad.sum(dim=-1, keepdim=True) / gppr_sum
+        grad_scores = torch.addcmul(grad, q, gppr, value=-1)
+        grad_alpha = None
+        if ctx.needs_input_grad[1]:
+            # d output / d alpha (Correia et al. 2019, as in entmax.entmax_bisect)
+            shannon = torch.where(positive, output * torch.log(torch.where(positive, output, 1.0)), 0.0)
+            entropy = shannon.sum(dim=-1, keepdim=True)
+            skewed = gppr / gppr_sum
+            am1 = alpha - 1
+            d_alpha = grad_output * (output - skewed) / (am1 * am1)
+            d_alpha -= grad_output * (shannon - skewed * entropy) / am1
+            grad_alpha = d_alpha.sum(dim=-1, keepdim=True)
+        return grad_scores, grad_alpha, None
+
+
+def _softmax_family_rows(weights: Tensor, scores: Tensor, fallback: Callable[[], Tensor]) -> Tensor:
+    """``weights`` from F.softmax, unless a row had every key masked (NaN): then ``fallback()``."""
+    if weights.numel() and bool(torch.isnan(weights[..., :1]).any()):
+        return fallback()
+    return weights
 
 
 def softmax(scores: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     """Softmax attention (Vaswani et al. 2017, Eq. 1)."""
-    return _zero_masked(F.softmax(_fill_masked(scores, mask), dim=-1), mask)
+    scores = _with_mask(scores, mask)
+    weights = F.softmax(scores, dim=-1)
+    return _softmax_family_rows(weights, scores, lambda: _safe_softmax(scores))
+
+
+def _safe_softmax(scores: Tensor) -> Tensor:
+    """Softmax that gives all-zero rows (and zero gradients) where every score is -inf."""
+    _, dead = _row_max(scores)
+    return F.softmax(scores.masked_fill(dead, 0.0), dim=-1).masked_fill(torch.isneginf(scores), 0.0)
 
 
 def sparsemax(scores: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     """Sparsemax (Martins & Astudillo 2016): argmin_p ||p - z||^2 over the simplex.
 
-    Exact sort-based algorithm of the ``entmax`` package.
+    Exact sort-based algorithm (as in the ``entmax`` package), partial sort on long rows.
     """
-    return _zero_masked(_sparsemax(_fill_masked(scores, mask), dim=-1), mask)
+    return _Sparsemax.apply(_with_mask(scores, mask))
 
 
 def entmax15(scores: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     """1.5-entmax (Peters, Niculae & Martins 2019): Tsallis alpha=1.5 entmax, exact sort-based."""
-    return _zero_masked(_entmax15(_fill_masked(scores, mask), dim=-1), mask)
+    return _Entmax15.apply(_with_mask(scores, mask))
 
 
 def alpha_entmax(
@@ -73,16 +316,22 @@ def alpha_entmax(
     alpha: Union[float, Tensor] = 1.5,
     n_iter: int = 50,
 ) -> Tensor:
-    """alpha-entmax by bisection (Correia, Niculae & Martins 2019, "Adaptively Sparse Transformers").
+    """alpha-entmax (Correia, Niculae & Martins 2019, "Adaptively Sparse Transformers").
 
     ``alpha`` is a float or a tensor broadcastable to ``scores`` with size 1 on
     the last dimension (one alpha per head); it must lie in (1, 2].  The
-    result is differentiable with respect to ``alpha``.
+    result is differentiable with respect to ``alpha``.  ``n_iter`` is the
+    maximum number of root-finding iterations (safeguarded Newton; it stops
+    earlier once the threshold is exact to float precision, typically after
+    5-10), the same solution as ``entmax.entmax_bisect`` to within its tolerance.
     """
     if isinstance(alpha, Tensor):
-        alpha = alpha.to(scores.dtype).expand(*scores.shape[:-1], 1)
-    weights = _entmax_bisect(_fill_masked(scores, mask), alpha, dim=-1, n_iter=n_iter)
-    return _zero_masked(weights, mask)
+        alpha = alpha.to(scores.dtype)
+    else:
+        alpha = torch.tensor(float(alpha), dtype=scores.dtype, device=scores.device)
+    # expanded here, not inside the Function, so that autograd sums the gradient back to alpha's shape
+    alpha = alpha.expand(*scores.shape[:-1], 1)
+    return _AlphaEntmax.apply(_with_mask(scores, mask), alpha, n_iter)
 
 
 def topk(scores: Tensor, mask: Optional[Tensor] = None, *, k: int = 8) -> Tensor:
@@ -94,19 +343,22 @@ def topk(scores: Tensor, mask: Optional[Tensor] = None, *, k: int = 8) -> Tensor
     """
     if k < 1:
         raise ValueError(f"top-k attention needs k >= 1, got k={k}")
-    filled = _fill_masked(scores, mask)
+    scores = _with_mask(scores, mask)
     if k < scores.size(-1):
-        kth_largest = filled.topk(k, dim=-1).values[..., -1:]  # [..., queries, 1]
-        filled = filled.masked_fill(filled < kth_largest, torch.finfo(filled.dtype).min)
-    return _zero_masked(F.softmax(filled, dim=-1), mask)
+        # the k-th largest = the smallest of the k largest (unsorted selection is cheaper);
+        # [..., queries, 1], -inf when fewer than k keys are unmasked
+        kth_largest = scores.topk(k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
+        scores = scores.masked_fill(scores < kth_largest, float("-inf"))
+    weights = F.softmax(scores, dim=-1)
+    return _softmax_family_rows(weights, scores, lambda: _safe_softmax(scores))
 
 
 def rela(scores: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     """Rectified linear attention weights (Zhang, Titov & Sennrich 2021).
 
-    ``ReLU(scores)`` with masking by multiplication (masked scores become 0,
-    hence weight 0), no row normalisation: a row can be all zeros.  The RMS
-    normalisation of the attention *output* lives in the attention module.
+    ``ReLU(scores)``: masked keys (``-inf`` or in ``mask``) get 0, no row
+    normalisation: a row can be all zeros.  The RMS normalisation of the
+    attention *output* lives in the attention module.
     """
     if mask is not None:
         scores = scores.masked_fill(mask, 0.0)
@@ -153,8 +405,8 @@ def get_normalizer(name: str) -> NormalizerSpec:
 def normalize(name: str, scores: Tensor, mask: Optional[Tensor] = None, **params) -> Tensor:
     """Apply normalizer ``name`` in float32 (or float64) and return weights in that precision.
 
-    Half-precision scores are upcast: sort-based and bisection normalizers are
-    not reliable in fp16/bf16 (entmax issue #30).
+    Half-precision scores are upcast: sort-based and iterative normalizers are
+    not reliable in fp16/bf16 (entmax issue #30).  ``-inf`` scores count as masked.
     """
     if scores.dtype not in (torch.float32, torch.float64):
         scores = scores.float()

@@ -53,7 +53,7 @@ class SparseTransformerConfig(TransformerConfig):
         default=1.5, metadata={"help": "initial alpha of learned-alpha entmax, in (1, 2)"}
     )
     alpha_entmax_n_iter: int = field(
-        default=50, metadata={"help": "bisection iterations of learned-alpha entmax"}
+        default=50, metadata={"help": "maximum root-finding iterations of learned-alpha entmax"}
     )
 
     def normalizer_of(self, sublayer: str) -> str:

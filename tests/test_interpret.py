@@ -139,9 +139,12 @@ def test_an_input_the_output_ignores_has_zero_importance(arch):
     loo = leave_one_out(loaded.model, pair, pad, unk, mode="unk")  # [predicted tokens, source words]
     assert gradient.shape == (len(pair.target_ids) + 1, len(pair.source_ids))
     assert loo.shape == (len(pair.target_ids) + 1, len(pair.source_ids) - 1)
-    assert torch.all(gradient[:, ignored] == 0) and torch.all(loo[:, ignored] == 0)
+    assert torch.all(gradient[:, ignored] == 0)
+    # leave-one-out compares two forward passes: with several BLAS threads, rows of one batch can
+    # differ in the last float bits, so "zero" is zero up to float32 noise
+    assert torch.all(loo[:, ignored].abs() < 1e-5)
     others = [j for j in range(len(pair.source_ids) - 1) if j != ignored]
-    assert torch.all(gradient[:, others].sum(0) > 0) and torch.all(loo[:, others].sum(0) > 0)
+    assert torch.all(gradient[:, others].sum(0) > 0) and torch.all(loo[:, others].sum(0) > 1e-3)
 
 
 def test_representations_that_only_see_their_own_token_are_fully_coindexed():

@@ -1,0 +1,216 @@
+"""Shared pieces of the benchmarks: machine description, timers, peak memory, statistics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PLUGIN_DIR = REPO_ROOT / "fairseq_plugins"
+DEFAULT_OUT = REPO_ROOT / "results" / "perf"
+
+# The attention configurations every benchmark compares.  ``softmax_fused`` is the
+# reference: plain softmax through fairseq's own forward, which hands training-time
+# self-attention to torch's fused attention (scaled_dot_product_attention).
+# ``softmax_python`` is softmax on our Python path (weights requested).
+VARIANTS = ("softmax", "rela", "rela_i", "sparsemax", "entmax15", "alpha_entmax", "topk")
+ATTENTION_CONFIGS = ("softmax_fused", "softmax_python", *VARIANTS[1:])
+
+
+def quiet_logging() -> None:
+    """fairseq configures the root logger when imported; keep matplotlib's font search out of it."""
+    for name in ("matplotlib", "PIL"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def set_threads(threads: Optional[int]) -> int:
+    if threads:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_description(device: torch.device) -> Dict[str, object]:
+    """What the numbers were measured on."""
+    import fairseq
+
+    try:
+        import entmax
+
+        entmax_version = getattr(entmax, "__version__", "1.3")
+    except ImportError:  # pragma: no cover
+        entmax_version = None
+    try:
+        load = os.getloadavg()
+    except OSError:  # pragma: no cover
+        load = None
+    description: Dict[str, object] = {
+        "cpu_model": _cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "load_average_at_start": load,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "fairseq": getattr(fairseq, "__version__", "?"),
+        "entmax": entmax_version,
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        description["gpu"] = torch.cuda.get_device_name(device)
+        description["cuda"] = torch.version.cuda
+    return description
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_call(fn: Callable[[], object], device: torch.device, repeat: int = 1) -> float:
+    """Seconds per call of ``fn`` (``repeat`` calls back to back)."""
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(repeat):
+        fn()
+    synchronize(device)
+    return (time.perf_counter() - start) / repeat
+
+
+def calls_for(seconds_per_call: float, target_seconds: float, cap: int = 50) -> int:
+    """How many back-to-back calls make one timed sample of about ``target_seconds``."""
+    if seconds_per_call <= 0:
+        return cap
+    return max(1, min(cap, int(target_seconds / seconds_per_call)))
+
+
+# --- peak memory ------------------------------------------------------------------------
+
+
+def _profiler_peak_bytes(fn: Callable[[], object]) -> Optional[int]:
+    """Peak of torch's live CPU tensor bytes while ``fn`` runs, above what was live before.
+
+    Read from the allocation events of torch's profiler (``profile_memory=True``): every
+    allocation and free of a tensor's storage is an event with its size, so the running
+    sum in time order gives the live bytes and its maximum the peak.  Tensors that
+    existed before the call (parameters, inputs) are not counted.
+    """
+    try:
+        from torch._C._profiler import _EventType
+        from torch.profiler import ProfilerActivity, profile
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            fn()
+        roots = prof.profiler.kineto_results.experimental_event_tree()
+    except Exception:  # pragma: no cover - private API, may change
+        return None
+    sizes = []
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node.tag == _EventType.Allocation:
+            sizes.append((node.start_time_ns, node.extra_fields.alloc_size))
+        stack.extend(node.children)
+    if not sizes:
+        return None
+    sizes.sort()
+    live = peak = 0
+    for _, size in sizes:
+        live += size
+        peak = max(peak, live)
+    return peak
+
+
+def peak_memory(fn: Callable[[], object], device: torch.device) -> Dict[str, object]:
+    """Peak memory of one call of ``fn``: bytes above what was allocated before it.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` (exact, caching allocator).  CPU: the
+    profiler's allocation events (exact for tensors; see :func:`_profiler_peak_bytes`),
+    or else the growth of the process's maximum resident set size (an upper-bound-ish
+    approximation that only sees new high-water marks).
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return {"bytes": int(torch.cuda.max_memory_allocated(device) - before), "method": "cuda_max_memory_allocated"}
+    peak = _profiler_peak_bytes(fn)
+    if peak is not None:
+        return {"bytes": int(peak), "method": "torch_profiler_allocations"}
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    fn()
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {"bytes": int(max(0, after - before) * 1024), "method": "ru_maxrss_delta"}
+
+
+# --- statistics ------------------------------------------------------------------------
+
+
+def quantile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summary(values: Sequence[float]) -> Dict[str, float]:
+    """median, min, max, quartiles and count of a list of samples."""
+    values = [float(v) for v in values]
+    return {
+        "median": statistics.median(values) if values else float("nan"),
+        "min": min(values) if values else float("nan"),
+        "max": max(values) if values else float("nan"),
+        "q1": quantile(values, 0.25),
+        "q3": quantile(values, 0.75),
+        "n": len(values),
+    }
+
+
+def write_json(path: Path, payload: Dict[str, object]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def command_line() -> str:
+    """The command that produced the results, as a user would type it."""
+    module = sys.argv[0]
+    if module.endswith("__main__.py"):
+        module = "-m " + Path(module).parent.name
+    elif module.endswith(".py") and Path(module).resolve().is_relative_to(REPO_ROOT):
+        relative = Path(module).resolve().relative_to(REPO_ROOT).with_suffix("")
+        module = "-m " + ".".join(relative.parts)
+    return " ".join(["python", module, *sys.argv[1:]])
+
+
+def markdown_table(header: List[str], rows: List[List[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)

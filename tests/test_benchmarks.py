@@ -1,0 +1,101 @@
+"""The speed benchmark harness (benchmarks/): runs end to end and writes well-formed outputs.
+
+No timing assertions: the harness runs here in its "smoke" mode (the quick mode's code
+with tiny sizes) only to check what it writes.
+"""
+
+import json
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT
+
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks import attention as attention_benchmark  # noqa: E402
+from benchmarks import common  # noqa: E402
+from benchmarks.__main__ import main  # noqa: E402
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _check_summary(entry):
+    assert set(entry) >= {"median", "min", "max", "q1", "q3", "n"}
+    assert entry["min"] <= entry["median"] <= entry["max"]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("perf")
+    # --threads 0 leaves torch's thread setting of the test process alone
+    assert main(["run", "--mode", "smoke", "--out", str(out), "--threads", "0", "--device", "cpu"]) == 0
+    return out
+
+
+def test_every_output_file_is_written(smoke_run):
+    names = {path.name for path in smoke_run.iterdir()}
+    assert names == {
+        "attention_smoke.json", "attention_smoke.png", "model_smoke.json", "model_smoke.png", "summary_smoke.md",
+    }
+    for name in ("attention_smoke.png", "model_smoke.png"):
+        assert (smoke_run / name).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_model_results_have_every_variant_as_a_ratio_to_softmax(smoke_run):
+    result = json.loads((smoke_run / "model_smoke.json").read_text())
+    assert result["benchmark"] == "model" and result["mode"] == "smoke" and result["reference"] == "softmax"
+    assert set(result["variants"]) == set(common.VARIANTS)
+    rounds = result["settings"]["rounds"]
+    for variant, entry in result["variants"].items():
+        assert entry["arch"] == f"{variant}_transformer_tiny"
+        for key in ("train_tokens_per_second", "decode_sentences_per_second", "train_ratio_to_softmax",
+                    "decode_ratio_to_softmax", "train_cpu_ratio_to_softmax", "decode_cpu_ratio_to_softmax"):
+            _check_summary(entry[key])
+            assert entry[key]["n"] == rounds and entry[key]["median"] > 0
+        # every hypothesis decodes exactly decode_length tokens + EOS: the same work for every variant
+        sentences = result["settings"]["decode_sentences_per_round"]
+        assert entry["decode_generated_tokens"] == sentences * (result["settings"]["decode_length"] + 1)
+    assert result["variants"]["softmax"]["train_ratio_to_softmax"]["median"] == 1.0
+    machine = result["machine"]
+    for key in ("cpu_model", "logical_cpus", "torch_threads", "torch", "fairseq", "device"):
+        assert key in machine
+
+
+def test_attention_results_cover_every_configuration_phase_and_point(smoke_run):
+    result = json.loads((smoke_run / "attention_smoke.json").read_text())
+    settings = attention_benchmark.MODES["smoke"]
+    assert result["reference"] == "softmax_fused"
+    assert result["settings"]["configs"] == list(common.ATTENTION_CONFIGS)
+    assert [(p["batch"], p["heads"], p["keys"]) for p in result["points"]] == list(settings.points)
+    for point in result["points"]:
+        assert set(point["phases"]) == set(attention_benchmark.PHASES)
+        for phase in point["phases"].values():
+            assert set(phase) == set(common.ATTENTION_CONFIGS)
+            for entry in phase.values():
+                _check_summary(entry["seconds"])
+                _check_summary(entry["time_vs_softmax_fused"])
+                assert entry["peak_memory"]["bytes"] >= 0 and entry["peak_memory"]["method"]
+
+
+def test_summary_names_the_command_machine_and_every_variant(smoke_run):
+    text = (smoke_run / "summary_smoke.md").read_text()
+    assert "python -m benchmarks run --mode smoke" in text
+    assert "cpu_model" in text and "torch_threads" in text
+    for variant in common.VARIANTS:
+        assert f"| {variant} |" in text
+    assert "![model](model_smoke.png)" in text and "![attention](attention_smoke.png)" in text
+
+
+def test_peak_memory_sees_a_tensor_allocated_during_the_call():
+    import torch
+
+    measured = common.peak_memory(lambda: torch.ones(1024, 1024).sum(), torch.device("cpu"))
+    assert measured["bytes"] >= 4 * 1024 * 1024
+
+
+def test_summary_statistics():
+    assert common.summary([3.0, 1.0, 2.0, 4.0]) == {
+        "median": 2.5, "min": 1.0, "max": 4.0, "q1": 1.75, "q3": 3.25, "n": 4,
+    }
