@@ -214,3 +214,32 @@ def markdown_table(header: List[str], rows: List[List[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def save_figure(figure, path: Path) -> None:
+    """Write a matplotlib figure as PNG (creating the folder) and close it."""
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write_outputs(result: Dict[str, object], out: Path, prefix: str,
+                  plot: Callable[[Dict[str, object], Path], None]) -> Dict[str, Path]:
+    """``<prefix>_<mode>.json`` and ``.png`` in ``out``."""
+    mode = result["mode"]
+    paths = {"json": out / f"{prefix}_{mode}.json", "png": out / f"{prefix}_{mode}.png"}
+    write_json(paths["json"], result)
+    plot(result, paths["png"])
+    return paths
+
+
+def add_common_arguments(parser, modes: Sequence[str]) -> None:
+    """--mode, --out, --threads, --device: shared by the attention and model benchmarks."""
+    parser.add_argument("--mode", choices=sorted(modes), default="quick")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default results/perf)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 = torch's default)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+

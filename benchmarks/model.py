@@ -30,6 +30,9 @@ from typing import Dict, Optional, Sequence, Tuple
 import torch
 
 from .common import (
+    add_common_arguments,
+    save_figure,
+    write_outputs as write_common_outputs,
     DEFAULT_OUT,
     PLUGIN_DIR,
     VARIANTS,
@@ -324,25 +327,15 @@ def plot(result: Dict[str, object], path: Path) -> None:
     axes[0][0].legend(fontsize=8)
     figure.suptitle(f"{result['variants'][variants[0]]['arch'].replace(variants[0] + '_', '<variant>_')}"
                     f" {' '.join(result['settings']['extra_args'])}", fontsize=9)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_figure(figure, path)
 
 
 def write_outputs(result: Dict[str, object], out: Path) -> Dict[str, Path]:
-    mode = result["mode"]
-    paths = {"json": out / f"model_{mode}.json", "png": out / f"model_{mode}.png"}
-    write_json(paths["json"], result)
-    plot(result, paths["png"])
-    return paths
+    return write_common_outputs(result, out, "model", plot)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=sorted(MODES), default="quick")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default results/perf)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 = torch's default)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_common_arguments(parser, MODES)
     parser.add_argument("--model-dtype", default="float32", choices=("float32", "float16", "bfloat16"))
 
 
