@@ -110,26 +110,17 @@ def run_variant(spec: ExperimentSpec, variant: str, log=print) -> dict:
     folder = spec.out_dir / variant
     checkpoints = spec.checkpoint_root / spec.name / variant
     checkpoint = checkpoints / "checkpoint_last.pt"
-    train_log = folder / "train.log"
-    row: dict = {"variant": variant}
 
     if not (folder / "train.done").exists():
         log(f"[{variant}] training {spec.arch} for {spec.max_update} updates")
-        _run(train_command(spec, variant, checkpoints), train_log)
+        _run(train_command(spec, variant, checkpoints), folder / "train.log")
         atomic_write_text(folder / "train.done", time.strftime("%Y-%m-%d %H:%M:%S\n"))
-    row.update(_training_speed(train_log))
 
     hypotheses = folder / "test.hyp"
-    translation_json = folder / "translate.json"
-    if not translation_json.exists():
+    if not (folder / "translate.json").exists():
         log(f"[{variant}] translating the test set (beam {spec.beam})")
-        result = translate(spec.data_bin, checkpoint, hypotheses, beam=spec.beam, extra_args=spec.generate_args)
-        atomic_write_text(translation_json, json.dumps({
-            "sentences": result.sentences, "seconds": result.seconds,
-            "sentences_per_second": result.sentences_per_second, "command": shlex.join(result.command),
-        }, indent=1) + "\n")
-    translation = json.loads(translation_json.read_text())
-    row["decode_sentences_per_second"] = translation["sentences_per_second"]
+        translate(spec.data_bin, checkpoint, hypotheses, beam=spec.beam,
+                  extra_args=spec.generate_args).write_record(folder / "translate.json")
 
     if not (folder / "bleu.json").exists():
         scores = bleu_module.score(hypotheses, spec.test_reference)

@@ -79,10 +79,7 @@ def run_translate(args) -> int:
                            batch_size=args.batch_size)
     except TranslationError as error:
         raise PipelineError(str(error)) from None
-    atomic_write_text(_out(args, d) / "translate.json", json.dumps({
-        "sentences": result.sentences, "seconds": result.seconds,
-        "sentences_per_second": result.sentences_per_second, "command": shlex.join(result.command),
-    }, indent=1) + "\n")
+    result.write_record(_out(args, d) / "translate.json")
     print(f"{result.sentences} sentences -> {result.output} ({result.sentences_per_second} sentences/s)")
     return 0
 

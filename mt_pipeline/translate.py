@@ -8,7 +8,9 @@ atomically.  Decoding speed (sentences/s) is taken from fairseq's own summary li
 
 from __future__ import annotations
 
+import json
 import re
+import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -33,6 +35,12 @@ class Translation:
     seconds: Optional[float]
     sentences_per_second: Optional[float]
     command: List[str]
+
+    def write_record(self, path: Path) -> None:
+        """``translate.json``: sentences, decoding time and speed, and the exact command."""
+        record = {"sentences": self.sentences, "seconds": self.seconds,
+                  "sentences_per_second": self.sentences_per_second, "command": shlex.join(self.command)}
+        atomic_write_text(path, json.dumps(record, indent=1) + "\n")
 
 
 def parse_generate_output(text: str, expected: Optional[int] = None) -> List[str]:
