@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from . import attention, model
-from .common import DEFAULT_OUT, set_threads
+from .common import DEFAULT_OUT, VARIANTS, set_threads
 from .report import write_report
 
 
@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the attention and model benchmarks")
     run.add_argument("--mode", choices=("quick", "full", "smoke"), default="quick",
-                     help="quick: < 2 min (CI); full: the record (about 15 min on 2 cores); smoke: tests")
+                     help="quick: < 2 min (CI); full: the record (about 20 min on 2 cores); smoke: tests")
     run.add_argument("--only", choices=("attention", "model"), default=None)
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default results/perf)")
     run.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 = torch's default)")
@@ -30,12 +30,24 @@ def main(argv=None) -> int:
                      help="attention benchmark: comma-separated float32,bfloat16,float16 "
                           "(default float32 on CPU, all three on CUDA)")
     run.add_argument("--model-dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    run.add_argument("--variants", default=None,
+                     help="model benchmark: comma-separated variants to compare with softmax "
+                          f"(default all: {','.join(VARIANTS)})")
+    run.add_argument("--rounds", type=int, default=None,
+                     help="model benchmark: measured rounds (default: the mode's, 21 in full mode)")
     args = parser.parse_args(argv)
+    variants = tuple(v for v in args.variants.split(",") if v) if args.variants else VARIANTS
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if args.rounds is not None and args.rounds < 1:
+        parser.error("--rounds must be >= 1")
     set_threads(args.threads)
     command = " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)])
     written = []
     if args.only in (None, "model"):
-        result = model.run_model_benchmark(args.mode, args.device, args.model_dtype, command=command)
+        result = model.run_model_benchmark(args.mode, args.device, args.model_dtype, variants=variants,
+                                           command=command, rounds=args.rounds)
         written += model.write_outputs(result, args.out).values()
     if args.only in (None, "attention"):
         result = attention.run_attention_benchmark(

@@ -5,7 +5,12 @@ import torch
 from fairseq.modules import MultiheadAttention
 
 from fairseq_plugins import record_attention
-from fairseq_plugins.attention import AttentionOutputRMSNorm, SparseMultiheadAttention
+from fairseq_plugins.attention import (
+    AttentionOutputRMSNorm,
+    SparseMultiheadAttention,
+    rms_norm_gate,
+    rms_norm_gate_reference,
+)
 from fairseq_plugins.normalizers import ATTENTION_VARIANTS
 
 from conftest import build_model, random_batch
@@ -89,6 +94,55 @@ def test_rela_output_norm_is_over_the_whole_model_dimension():
     gated = AttentionOutputRMSNorm(8, gated=True)
     torch.testing.assert_close(gated.scale, torch.ones(8))
     torch.testing.assert_close(gated(z), expected * torch.sigmoid(gated.gate * z))
+
+
+@pytest.mark.parametrize("gated", [True, False])
+def test_rms_norm_gate_backward_passes_float64_gradcheck(gated):
+    torch.manual_seed(0)
+    z = torch.randn(3, 2, 6, dtype=torch.float64, requires_grad=True)
+    scale = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    gate = torch.randn(6, dtype=torch.float64, requires_grad=True) if gated else None
+    inputs = (z, scale, gate, 1e-8) if gated else (z, scale, None, 1e-8)
+    assert torch.autograd.gradcheck(rms_norm_gate, inputs)
+
+
+@pytest.mark.parametrize("gated", [True, False])
+@pytest.mark.parametrize("requires", ["all", "input", "params"])
+def test_rms_norm_gate_equals_the_plain_formula_with_gradients(gated, requires):
+    torch.manual_seed(1)
+    d = 64
+    z0 = torch.randn(7, 5, d) * 3
+    z0[0, 0] = 0.0  # an all-zero row (a ReLA query that attends to nothing)
+    grad_y = torch.randn(7, 5, d)
+    scale0, gate0 = torch.rand(d) + 0.5, torch.randn(d) * 0.2
+    results = []
+    for function in (rms_norm_gate, rms_norm_gate_reference):
+        z = z0.clone().requires_grad_(requires in ("all", "input"))
+        scale = scale0.clone().requires_grad_(requires in ("all", "params"))
+        gate = gate0.clone().requires_grad_(requires in ("all", "params")) if gated else None
+        y = function(z, scale, gate, 1e-8)
+        y.backward(grad_y)
+        results.append((y, z.grad, scale.grad, gate.grad if gated else None))
+    for ours, reference in zip(*results):
+        if reference is None:
+            assert ours is None
+        else:
+            torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+    assert torch.equal(results[0][0][0, 0], torch.zeros(d))
+
+
+def test_rms_norm_gate_without_grad_and_in_half_precision():
+    torch.manual_seed(2)
+    z = torch.randn(4, 3, 32)
+    scale, gate = torch.rand(32) + 0.5, torch.randn(32)
+    with torch.no_grad():
+        torch.testing.assert_close(rms_norm_gate(z, scale, gate), rms_norm_gate_reference(z, scale, gate))
+    half = z.to(torch.bfloat16).requires_grad_()
+    out = rms_norm_gate(half, scale.to(torch.bfloat16).requires_grad_(), gate.to(torch.bfloat16))
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert half.grad.dtype == torch.bfloat16 and torch.isfinite(half.grad.float()).all()
+    torch.testing.assert_close(out.float(), rms_norm_gate_reference(z, scale, gate), rtol=2e-2, atol=2e-2)
 
 
 def test_rela_i_gain_starts_small_and_rela_g_gain_starts_at_one():

@@ -99,3 +99,38 @@ def test_summary_statistics():
     assert common.summary([3.0, 1.0, 2.0, 4.0]) == {
         "median": 2.5, "min": 1.0, "max": 4.0, "q1": 1.75, "q3": 3.25, "n": 4,
     }
+
+
+def test_variants_and_rounds_options_choose_what_the_model_benchmark_compares(tmp_path):
+    assert main(["run", "--mode", "smoke", "--only", "model", "--variants", "rela", "--rounds", "1",
+                 "--out", str(tmp_path), "--threads", "0", "--device", "cpu"]) == 0
+    result = json.loads((tmp_path / "model_smoke.json").read_text())
+    assert list(result["variants"]) == ["softmax", "rela"]  # softmax is always the reference
+    assert result["settings"]["rounds"] == 1
+    assert result["variants"]["rela"]["train_ratio_to_softmax"]["n"] == 1
+    assert "--variants rela --rounds 1" in result["command"]
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--variants", "relu"], "unknown relu"),
+    (["--rounds", "0"], "--rounds must be >= 1"),
+])
+def test_bad_benchmark_options_are_rejected_with_a_message(arguments, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--mode", "smoke", "--only", "model", "--out", str(tmp_path), *arguments])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
+def test_norm_benchmark_prints_both_implementations_and_their_ratio(capsys):
+    from benchmarks import norm
+
+    norm.main(["--rows", "8", "--dim", "16", "--repeat", "1", "--threads", "0"])
+    # fairseq's first import may log to stdout before the report: start at the report's first line
+    out = capsys.readouterr().out
+    lines = out[out.index("gated RMS norm"):].splitlines()
+    assert lines[0].startswith("gated RMS norm, 8 x 16")
+    for phase, line in zip(("forward", "forward+backward"), lines[1:]):
+        assert line.strip().startswith(phase + ":") and "hand-written" in line and "autograd" in line
+        assert float(line.rsplit("speed-up", 1)[1].strip().rstrip("x")) > 0
