@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the attention and model benchmarks")
     run.add_argument("--mode", choices=("quick", "full", "smoke"), default="quick",
-                     help="quick: < 2 min (CI); full: the record (about 20 min on 2 cores); smoke: tests")
+                     help="quick: < 2 min (CI); full: the record (about 14 min on 2 cores); smoke: tests")
     run.add_argument("--only", choices=("attention", "model"), default=None)
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default results/perf)")
     run.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 = torch's default)")
@@ -37,11 +37,10 @@ def main(argv=None) -> int:
                      help="model benchmark: measured rounds (default: the mode's, 21 in full mode)")
     args = parser.parse_args(argv)
     variants = tuple(v for v in args.variants.split(",") if v) if args.variants else VARIANTS
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        parser.error(f"--variants: unknown {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
-    if args.rounds is not None and args.rounds < 1:
-        parser.error("--rounds must be >= 1")
+    try:
+        model.check_options(variants, args.rounds)
+    except ValueError as error:
+        parser.error(str(error))
     set_threads(args.threads)
     command = " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)])
     written = []

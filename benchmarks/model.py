@@ -200,6 +200,15 @@ class VariantRunner:
         return time.perf_counter() - start, time.process_time() - cpu_start, sentences, generated
 
 
+def check_options(variants: Sequence[str], rounds: Optional[int]) -> None:
+    """ValueError naming what is wrong with the variants or the number of rounds."""
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown attention variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if rounds is not None and rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+
+
 def run_model_benchmark(
     mode: str = "quick",
     device: str = "cpu",
@@ -209,16 +218,10 @@ def run_model_benchmark(
     command: Optional[str] = None,
     rounds: Optional[int] = None,
 ) -> Dict[str, object]:
-    """``rounds`` overrides the mode's number of measured rounds (the spread of a round's ratio
-    on a shared 2-core machine is about +-5 %; the median of 21 rounds moves by well under 1 %)."""
-    settings = MODES[mode]
-    if rounds is not None:
-        if rounds < 1:
-            raise ValueError(f"rounds must be >= 1, got {rounds}")
-        settings = replace(settings, rounds=rounds)
-    unknown = [v for v in variants if v not in VARIANTS]
-    if unknown:
-        raise ValueError(f"unknown attention variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    """``rounds`` overrides the mode's number of measured rounds (a single round's ratio scatters
+    by about +-5 % on a shared 2-core machine; the median of 21 rounds by about +-1 %)."""
+    check_options(variants, rounds)
+    settings = MODES[mode] if rounds is None else replace(MODES[mode], rounds=rounds)
     device = torch.device(device)
     torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
     if "softmax" not in variants:

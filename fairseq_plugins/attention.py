@@ -32,7 +32,7 @@ def _at_least_float32(x: Tensor) -> Tensor:
 
 def _rms_norm_gate_forward(z: Tensor, scale: Tensor, gate: Optional[Tensor], eps: float
                            ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
-    """float32 ``z [..., d]`` -> ``(y, r [..., 1], s or None)`` with
+    """float32 or float64 ``z [..., d]`` -> ``(y, r [..., 1], s or None)`` with
     ``r = (mean(z^2) + eps)^-1/2``, ``s = sigmoid(gate * z)`` and ``y = scale * z * r * s``."""
     # sum of squares in one reduction (no z^2 temporary): [..., d] -> [..., 1]
     r = torch.linalg.vector_norm(z, dim=-1, keepdim=True).square_().div_(z.size(-1)).add_(eps).rsqrt_()

@@ -112,8 +112,8 @@ def test_variants_and_rounds_options_choose_what_the_model_benchmark_compares(tm
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (["--variants", "relu"], "unknown relu"),
-    (["--rounds", "0"], "--rounds must be >= 1"),
+    (["--variants", "relu"], "unknown attention variant(s) relu"),
+    (["--rounds", "0"], "rounds must be >= 1, got 0"),
 ])
 def test_bad_benchmark_options_are_rejected_with_a_message(arguments, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
