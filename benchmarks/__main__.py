@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from . import attention, model
-from .common import DEFAULT_OUT, VARIANTS, set_threads
+from .common import DEFAULT_OUT, set_threads
 from .report import write_report
 
 
@@ -29,24 +29,14 @@ def main(argv=None) -> int:
     run.add_argument("--dtypes", default=None,
                      help="attention benchmark: comma-separated float32,bfloat16,float16 "
                           "(default float32 on CPU, all three on CUDA)")
-    run.add_argument("--model-dtype", default="float32", choices=("float32", "float16", "bfloat16"))
-    run.add_argument("--variants", default=None,
-                     help="model benchmark: comma-separated variants to compare with softmax "
-                          f"(default all: {','.join(VARIANTS)})")
-    run.add_argument("--rounds", type=int, default=None,
-                     help="model benchmark: measured rounds (default: the mode's, 21 in full mode)")
+    model.add_run_options(run)
     args = parser.parse_args(argv)
-    variants = tuple(v for v in args.variants.split(",") if v) if args.variants else VARIANTS
-    try:
-        model.check_options(variants, args.rounds)
-    except ValueError as error:
-        parser.error(str(error))
+    model_options = model.run_options(run, args)
     set_threads(args.threads)
     command = " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)])
     written = []
     if args.only in (None, "model"):
-        result = model.run_model_benchmark(args.mode, args.device, args.model_dtype, variants=variants,
-                                           command=command, rounds=args.rounds)
+        result = model.run_model_benchmark(args.mode, args.device, command=command, **model_options)
         written += model.write_outputs(result, args.out).values()
     if args.only in (None, "attention"):
         result = attention.run_attention_benchmark(

@@ -219,7 +219,8 @@ def run_model_benchmark(
     rounds: Optional[int] = None,
 ) -> Dict[str, object]:
     """``rounds`` overrides the mode's number of measured rounds (a single round's ratio scatters
-    by about +-5 % on a shared 2-core machine; the median of 21 rounds by about +-1 %)."""
+    by about +-5 % on a shared 2-core machine; by that spread, the median of 21 rounds is good to about
+    +-1 %: an estimate, not a measured repeatability)."""
     check_options(variants, rounds)
     settings = MODES[mode] if rounds is None else replace(MODES[mode], rounds=rounds)
     device = torch.device(device)
@@ -347,18 +348,39 @@ def write_outputs(result: Dict[str, object], out: Path) -> Dict[str, Path]:
     return write_common_outputs(result, out, "model", plot)
 
 
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """The model benchmark's own options (``python -m benchmarks run`` and ``python -m benchmarks.model``)."""
+    parser.add_argument("--model-dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    parser.add_argument("--variants", default=None,
+                        help="model benchmark: comma-separated variants to compare with softmax "
+                             f"(default all: {','.join(VARIANTS)})")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="model benchmark: measured rounds (default: the mode's, 21 in full mode)")
+
+
+def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Dict[str, object]:
+    """Keyword arguments of :func:`run_model_benchmark` from parsed options; a usage error when invalid."""
+    variants = tuple(v for v in args.variants.split(",") if v) if args.variants else VARIANTS
+    try:
+        check_options(variants, args.rounds)
+    except ValueError as error:
+        parser.error(str(error))
+    return {"dtype": args.model_dtype, "variants": variants, "rounds": args.rounds}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, MODES)
-    parser.add_argument("--model-dtype", default="float32", choices=("float32", "float16", "bfloat16"))
+    add_run_options(parser)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
+    options = run_options(parser, args)
     set_threads(args.threads)
     command = " ".join(["python -m benchmarks.model", *(sys.argv[1:] if argv is None else argv)])
-    result = run_model_benchmark(args.mode, args.device, args.model_dtype, command=command)
+    result = run_model_benchmark(args.mode, args.device, command=command, **options)
     from .report import write_report
 
     paths = write_outputs(result, args.out)

@@ -123,6 +123,16 @@ def test_bad_benchmark_options_are_rejected_with_a_message(arguments, message, t
     assert not any(tmp_path.iterdir())
 
 
+def test_the_model_benchmark_alone_checks_its_options_the_same_way(tmp_path, capsys):
+    from benchmarks import model
+
+    with pytest.raises(SystemExit) as exit_info:
+        model.main(["--mode", "smoke", "--variants", "softmax,relu", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "unknown attention variant(s) relu" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_norm_benchmark_prints_both_implementations_and_their_ratio(capsys):
     from benchmarks import norm
 
