@@ -111,6 +111,14 @@ def run_variant(spec: ExperimentSpec, variant: str, log=print) -> dict:
     checkpoints = spec.checkpoint_root / spec.name / variant
     checkpoint = checkpoints / "checkpoint_last.pt"
 
+    if (folder / "train.done").exists() and not checkpoint.exists():
+        # outputs of a model that is not here (a clean clone of committed results, or deleted
+        # checkpoints): every later step would be skipped and report them as new.  Keep them
+        # beside the folder and run the variant again.
+        kept = folder.with_name(f"{folder.name}.without-checkpoint-{time.strftime('%Y%m%d-%H%M%S')}")
+        folder.rename(kept)
+        log(f"[{variant}] {folder} came from a checkpoint no longer at {checkpoint}: kept as {kept}, running again")
+
     if not (folder / "train.done").exists():
         log(f"[{variant}] training {spec.arch} for {spec.max_update} updates")
         _run(train_command(spec, variant, checkpoints), folder / "train.log")

@@ -85,3 +85,52 @@ def test_reduced_demo_end_to_end(tmp_path):
     )
     assert "] training" not in again.stdout and (out / "summary.md").read_text().count("| rela |") == 1
     assert result.returncode == 0
+
+
+def test_outputs_whose_checkpoint_is_gone_are_kept_aside_and_the_variant_runs_again(tmp_path, monkeypatch):
+    """A clean clone has committed outputs (train.done, translate.json, ...) but no checkpoints:
+    every step must run again instead of reporting the old outputs as new, and the old ones stay."""
+    from mt_pipeline import experiment
+
+    spec = experiment.ExperimentSpec(name="t", data_bin=tmp_path / "bin", spm_model=tmp_path / "spm.model",
+                                     test_reference=tmp_path / "ref", out_dir=tmp_path / "out",
+                                     checkpoint_root=tmp_path / "checkpoints")
+    old = spec.out_dir / "rela"
+    old.mkdir(parents=True)
+    for name, text in (("train.done", "old\n"), ("translate.json", '{"sentences_per_second": 1.0}'),
+                       ("bleu.json", "{}")):
+        (old / name).write_text(text)
+    steps = []
+
+    def fake_run(command, log_path):
+        steps.append("train")
+        checkpoint = spec.checkpoint_root / "t" / "rela" / "checkpoint_last.pt"
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_text("new model")
+        log_path.parent.mkdir(parents=True, exist_ok=True)  # as the real _run does
+        log_path.write_text("done training in 1.0 seconds\n")
+
+    class Record:
+        def write_record(self, path):
+            steps.append("translate")
+            path.write_text('{"sentences_per_second": 2.0}')
+
+    class Scores:
+        def as_dict(self):
+            steps.append("bleu")
+            return {"bleu": 3.0, "chrf": 20.0, "signature": "nrefs:1"}
+
+    monkeypatch.setattr(experiment, "_run", fake_run)
+    monkeypatch.setattr(experiment, "translate", lambda *args, **kwargs: Record())
+    monkeypatch.setattr(experiment.bleu_module, "score", lambda *args: Scores())
+    logged = []
+    experiment.run_variant(spec, "rela", log=logged.append)
+    assert steps == ["train", "translate", "bleu"]
+    kept = [p for p in spec.out_dir.iterdir() if p.name.startswith("rela.without-checkpoint-")]
+    assert len(kept) == 1 and (kept[0] / "train.done").read_text() == "old\n"
+    assert "kept as" in logged[0]
+    assert json.loads((old / "translate.json").read_text())["sentences_per_second"] == 2.0
+    # with its checkpoint present, a finished variant is left alone (resume)
+    steps.clear()
+    experiment.run_variant(spec, "rela", log=logged.append)
+    assert steps == []
