@@ -59,6 +59,7 @@ class TrainPart(NamedTuple):
     name: str
     source: Path
     target: Path
+    copies: int = 1  # upsampling: each kept pair is written this many times (copies are not duplicates)
 
 
 def _pairs(part: TrainPart, limit: int | None) -> Iterator[tuple[str | None, str | None]]:
@@ -101,10 +102,13 @@ def _clean_chunk(job) -> tuple[list[tuple[str, str]], Counter]:
     return kept, stats
 
 
-def _chunks(parts: Sequence[TrainPart], limit: int | None, source_lang, target_lang, config, bar, read):
+def _chunks(parts: Sequence[TrainPart], limit: int | None, source_lang, target_lang, config, bar, read, copies):
     for part in parts:
+        if part.copies < 1:
+            raise PipelineError(f"corpus {part.name}: copies must be at least 1, not {part.copies}")
         pairs = _pairs(part, limit)
         while chunk := list(itertools.islice(pairs, CHUNK_PAIRS)):
+            copies.append(part.copies)  # consumed in the same order as the chunks' results
             read[part.name] += len(chunk)
             bar.update(len(chunk))
             yield chunk, source_lang, target_lang, config
@@ -163,13 +167,17 @@ def clean_train(
     try:
         with open(pre_source, "w", encoding="utf-8", newline="\n") as fs, \
                 open(pre_target, "w", encoding="utf-8", newline="\n") as ft:
-            jobs = _chunks(parts, max_lines, source_lang, target_lang, config, bar, read)
+            copies = collections.deque()
+            jobs = _chunks(parts, max_lines, source_lang, target_lang, config, bar, read, copies)
             for kept, chunk_stats in _map(_clean_chunk, jobs, workers):
                 stats.update(chunk_stats)
+                repeat = copies.popleft()
                 for source, target in kept:
-                    fs.write(source + "\n")
-                    ft.write(target + "\n")
-                    hashes.append(pair_hash(source, target))
+                    for copy in range(repeat):
+                        fs.write(source + "\n")
+                        ft.write(target + "\n")
+                        # copy k > 0 hashes apart, so that dedup keeps the upsampled copies
+                        hashes.append(pair_hash(source, target if copy == 0 else f"{target}\0{copy}"))
         bar.close()
         n_read = sum(read.values())
         if config.dedup and len(hashes):

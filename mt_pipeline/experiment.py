@@ -1,34 +1,49 @@
-"""Train, translate and evaluate several attention variants on one prepared corpus.
+"""Train, translate and evaluate attention variants x seeds on one prepared corpus.
 
-One run per variant, all with the same architecture and the same budget:
-fairseq-train -> fairseq-generate (detokenised, every sentence) -> sacreBLEU ->
-``alignment-eval stats`` (sparsity, null attention, head diversity) -> ``alignment-eval
-extract`` (AER per layer/head against a gold set, when given) -> one summary table
-(``summary.md`` / ``summary.json``) and ``alignment-eval report`` figures.
+One run per (variant, seed), all with the same architecture and stopping rule:
+fairseq-train (fingerprinted, resumable: :mod:`mt_pipeline.training`) -> the stated
+checkpoint (best by validation BLEU, last, or the average of the last N epochs) ->
+fairseq-generate on every test set (detokenised, every sentence) -> sacreBLEU ->
+``alignment-eval stats`` and ``extract`` against a gold set -> summary
+(:mod:`mt_pipeline.summary`).
 
-Every step is skipped when its output exists (re-running resumes where a run stopped;
-fairseq-train itself resumes from ``checkpoint_last.pt``).
+Every evaluation step carries a completion marker whose fingerprint holds the training
+run's fingerprint, the checkpoint file's hash and the step's own settings
+(:func:`mt_pipeline.steps.run_step`): a step is skipped only when exactly that was done
+before, so a rerun with other settings never re-reports old outputs.
+
+Output layout::
+
+    OUT/<variant>/seed<N>/train.json                   training record + curve (copied from the checkpoint folder)
+    OUT/<variant>/seed<N>/<test set>/translate.json    + test.hyp (not committed), bleu.json
+    OUT/<variant>/seed<N>/attention/                   stats.json, aer.json (alignment-eval)
+    CHECKPOINTS/<name>/<variant>/seed<N>/              fairseq checkpoints, run.json, train.log
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shlex
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 from alignment_eval.io import atomic_write_text
 
 from . import bleu as bleu_module
+from .errors import PipelineError
+from .files import sha256_file
+from .steps import run_step
+from .training import TrainingRun, data_fingerprint, normalised_command, train
 from .translate import PLUGIN_DIR, translate
 
 BIN = Path(sys.executable).parent
+CHECKPOINT_CHOICE = re.compile(r"^(best|last|average-last-(\d+))$")
 
 
 @dataclass
@@ -40,25 +55,79 @@ class GoldSet:
 
 
 @dataclass
+class TestSet:
+    """A binarized test subset of the data-bin and its raw reference."""
+
+    subset: str  # fairseq subset name: test, test1, ...
+    reference: Path
+
+
+@dataclass
 class ExperimentSpec:
-    """What to run: the data, the variants, the shared architecture and training budget."""
+    """What to run: the data, the variants and seeds, the shared architecture and stopping rule."""
 
     name: str
     data_bin: Path
     spm_model: Path
-    test_reference: Path  # raw (detokenised) reference of the binarized test set
+    test_sets: Dict[str, TestSet]  # first = main test set
     out_dir: Path
     variants: Sequence[str] = ("softmax", "rela")
+    seeds: Sequence[int] = (1,)
     arch: str = "sparse_transformer_tiny"
     arch_args: Sequence[str] = ()
     train_args: Sequence[str] = ()
     max_update: int = 1000
-    seed: int = 1
+    patience: Optional[int] = None  # validations without a new best validation BLEU before stopping
+    valid_bleu: bool = False  # compute validation BLEU every epoch (needed by patience and checkpoint 'best')
+    keep_last_epochs: int = 0  # epoch checkpoints to keep (needed by 'average-last-N')
+    checkpoint: str = "last"  # best | last | average-last-N
     gold: Optional[GoldSet] = None
     beam: int = 4
     generate_args: Sequence[str] = ()  # extra fairseq-generate options (e.g. a length limit for smoke runs)
+    post_process: str = "sentencepiece"  # fairseq-generate --post-process: pieces -> detokenised text
     checkpoint_root: Path = Path("checkpoints")  # kept out of out_dir, which may be committed
+    on_change: str = "refuse"  # what to do with a checkpoint folder trained with other settings
     notes: List[str] = field(default_factory=list)
+
+    def __post_init__(self):
+        match = CHECKPOINT_CHOICE.match(self.checkpoint)
+        if not match:
+            raise PipelineError(f"checkpoint choice {self.checkpoint!r}: use best, last or average-last-N")
+        if self.checkpoint == "best" and not self.valid_bleu:
+            raise PipelineError("checkpoint 'best' needs validation BLEU (valid_bleu=True)")
+        if match.group(2) and int(match.group(2)) > self.keep_last_epochs:
+            raise PipelineError(f"{self.checkpoint} needs keep_last_epochs >= {match.group(2)}")
+        if self.patience is not None and not self.valid_bleu:
+            raise PipelineError("patience counts validations without a better BLEU: it needs valid_bleu=True")
+
+    @property
+    def stopping_rule(self) -> str:
+        rule = f"at most {self.max_update} updates"
+        if self.patience:
+            rule += (f"; stopped earlier when validation BLEU (greedy, every epoch) has not improved "
+                     f"for {self.patience} epochs")
+        return rule
+
+
+@dataclass
+class Run:
+    """One (variant, seed) of an experiment."""
+
+    spec: ExperimentSpec
+    variant: str
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} seed {self.seed}"
+
+    @property
+    def save_dir(self) -> Path:
+        return self.spec.checkpoint_root / self.spec.name / self.variant / f"seed{self.seed}"
+
+    @property
+    def out(self) -> Path:
+        return self.spec.out_dir / self.variant / f"seed{self.seed}"
 
 
 def subprocess_environment() -> dict:
@@ -72,7 +141,7 @@ def subprocess_environment() -> dict:
     return environment
 
 
-def _run(command: Sequence[str], log: Path) -> None:
+def _run(command: Sequence, log: Path) -> None:
     """Run ``command``, streaming its output to ``log``; raise with the log's tail on failure."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "a", encoding="utf-8") as stream:
@@ -82,159 +151,188 @@ def _run(command: Sequence[str], log: Path) -> None:
                                 env=subprocess_environment())
     if result.returncode != 0:
         tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-8:])
-        raise RuntimeError(f"{Path(command[0]).name} failed (exit {result.returncode}); see {log}:\n{tail}")
+        raise RuntimeError(f"{Path(str(command[0])).name} failed (exit {result.returncode}); see {log}:\n{tail}")
 
 
-def train_command(spec: ExperimentSpec, variant: str, save_dir: Path) -> List[str]:
-    return [
+VALID_BLEU_ARGS = ["--eval-bleu", "--eval-bleu-args", '{"beam": 1, "max_len_a": 1.2, "max_len_b": 10}',
+                   "--eval-bleu-remove-bpe", "sentencepiece", "--best-checkpoint-metric", "bleu",
+                   "--maximize-best-checkpoint-metric"]
+
+
+def train_command(spec: ExperimentSpec, variant: str, seed: int, save_dir: Path) -> List[str]:
+    """The fairseq-train command of one run (JSON log: the curves are read from it)."""
+    command = [
         BIN / "fairseq-train", spec.data_bin, "--user-dir", PLUGIN_DIR, "--arch", spec.arch,
         "--attention", variant, *spec.arch_args,
         "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--adam-eps", "1e-8",
         "--lr-scheduler", "inverse_sqrt", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-        *spec.train_args, "--max-update", str(spec.max_update), "--seed", str(spec.seed),
-        "--save-dir", save_dir, "--no-epoch-checkpoints", "--required-batch-size-multiple", "1",
-        "--log-format", "simple", "--log-interval", "50", "--num-workers", "0",
+        *spec.train_args, "--max-update", str(spec.max_update), "--seed", str(seed),
+        "--save-dir", save_dir, "--required-batch-size-multiple", "1",
+        "--log-format", "json", "--log-interval", "50", "--num-workers", "0",
     ]
+    if spec.valid_bleu:
+        command += VALID_BLEU_ARGS
+    if spec.patience is not None:
+        command += ["--patience", str(spec.patience)]
+    command += ["--keep-last-epochs", str(spec.keep_last_epochs)] if spec.keep_last_epochs else ["--no-epoch-checkpoints"]
+    return [str(word) for word in command]
 
 
-def _training_speed(log: Path) -> Dict[str, Optional[float]]:
-    """Mean words/s and total training wall time from a fairseq-train log."""
-    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-    wps = [float(m) for m in re.findall(r"\| train \|.*?\| wps ([\d.]+)", text)]
-    wall = re.findall(r"done training in ([\d.]+) seconds", text)
-    return {"train_wps": sum(wps) / len(wps) if wps else None, "train_seconds": float(wall[-1]) if wall else None}
+def training_run(run: Run) -> TrainingRun:
+    command = train_command(run.spec, run.variant, run.seed, run.save_dir)
+    names = {str(run.spec.data_bin): "<data-bin>", str(run.save_dir): "<save-dir>", str(PLUGIN_DIR): "<plugin>"}
+    return TrainingRun(save_dir=run.save_dir, command=command, identity=normalised_command(command, names),
+                       data=data_fingerprint(run.spec.data_bin))
 
 
-def run_variant(spec: ExperimentSpec, variant: str, log=print) -> dict:
-    """Every step for one variant; returns its row of the summary table."""
-    folder = spec.out_dir / variant
-    checkpoints = spec.checkpoint_root / spec.name / variant
-    checkpoint = checkpoints / "checkpoint_last.pt"
+def train_run(run: Run, log: Callable[[str], None] = print) -> dict:
+    """Train (resume, or reuse) one run and copy its record and curve next to its results."""
+    from .curves import read_log
 
-    if (folder / "train.done").exists() and not checkpoint.exists():
-        # outputs of a model that is not here (a clean clone of committed results, or deleted
-        # checkpoints): every later step would be skipped and report them as new.  Keep them
-        # beside the folder and run the variant again.
-        kept = folder.with_name(f"{folder.name}.without-checkpoint-{time.strftime('%Y%m%d-%H%M%S')}")
-        folder.rename(kept)
-        log(f"[{variant}] {folder} came from a checkpoint no longer at {checkpoint}: kept as {kept}, running again")
+    job = training_run(run)
+    if job.done() is None:
+        log(f"[{run.label}] training {run.spec.arch} ({run.spec.stopping_rule})")
+    record = train(job, environment=subprocess_environment(), on_change=run.spec.on_change, log=log)
+    history = read_log(job.log_file)
+    run.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.out / "train.json", json.dumps(
+        {**record, "command": shlex.join(job.command), "checkpoint_dir": str(run.save_dir),
+         "device": device_description(subprocess_environment()),
+         "history": history.as_dict()}, indent=1) + "\n")
+    return record
 
-    if not (folder / "train.done").exists():
-        log(f"[{variant}] training {spec.arch} for {spec.max_update} updates")
-        _run(train_command(spec, variant, checkpoints), folder / "train.log")
-        atomic_write_text(folder / "train.done", time.strftime("%Y-%m-%d %H:%M:%S\n"))
 
-    hypotheses = folder / "test.hyp"
-    if not (folder / "translate.json").exists():
-        log(f"[{variant}] translating the test set (beam {spec.beam})")
-        translate(spec.data_bin, checkpoint, hypotheses, beam=spec.beam,
-                  extra_args=spec.generate_args).write_record(folder / "translate.json")
+def device_description(environment: dict) -> str:
+    """'CPU <model>, <n> torch thread(s)' for the subprocesses' environment (training here is CPU-only)."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {model}, {environment.get('OMP_NUM_THREADS', os.cpu_count())} thread(s)"
 
-    if not (folder / "bleu.json").exists():
-        scores = bleu_module.score(hypotheses, spec.test_reference)
-        atomic_write_text(folder / "bleu.json", json.dumps(scores.as_dict(), indent=1) + "\n")
+
+def average_checkpoints(paths: Sequence[Path], output: Path) -> Path:
+    """Mean of the model parameters of ``paths`` (Vaswani et al. 2017, sec. 6.1), written atomically."""
+    import torch
+
+    states = [torch.load(p, map_location="cpu", weights_only=False) for p in paths]
+    averaged = {}
+    for name, tensor in states[0]["model"].items():
+        if tensor.is_floating_point():
+            averaged[name] = sum(s["model"][name].double() for s in states).div(len(states)).to(tensor.dtype)
+        else:
+            averaged[name] = tensor
+    result = dict(states[-1])
+    result["model"] = averaged
+    result["last_optimizer_state"] = None
+    temporary = output.with_name(output.name + ".tmp")
+    torch.save(result, temporary)
+    os.replace(temporary, output)
+    return output
+
+
+def chosen_checkpoint(run: Run) -> Path:
+    """The checkpoint the run is evaluated with, per ``spec.checkpoint`` (averaged on demand)."""
+    choice = run.spec.checkpoint
+    if choice in ("best", "last"):
+        path = run.save_dir / f"checkpoint_{choice}.pt"
+        if not path.is_file():
+            raise PipelineError(f"{path}: missing; the training run did not save it")
+        return path
+    count = int(CHECKPOINT_CHOICE.match(choice).group(2))
+    epochs = sorted((int(m.group(1)), p) for p in run.save_dir.glob("checkpoint*.pt")
+                    if (m := re.fullmatch(r"checkpoint(\d+)\.pt", p.name)))
+    if len(epochs) < count:
+        raise PipelineError(f"{run.save_dir}: {choice} needs {count} epoch checkpoints, found {len(epochs)}")
+    chosen = [p for _, p in epochs[-count:]]
+    output = run.save_dir / f"checkpoint_{choice}.pt"
+    marker = run.save_dir / f"checkpoint_{choice}.done.json"
+    run_step(f"average {choice}", marker, params={"count": count},
+             inputs={p.name: sha256_file(p) for p in chosen}, outputs=[output],
+             action=lambda: {"averaged": [p.name for p in chosen]} if average_checkpoints(chosen, output) else None)
+    return output
+
+
+def evaluate_run(run: Run, log: Callable[[str], None] = print) -> None:
+    """Translate every test set with the chosen checkpoint, score it, and (with a gold set) measure attention."""
+    spec = run.spec
+    checkpoint = chosen_checkpoint(run)
+    model = {"training": training_run(run).fingerprint, "checkpoint": spec.checkpoint,
+             "checkpoint_sha256": sha256_file(checkpoint)}
+    for name, test in spec.test_sets.items():
+        folder = run.out / name
+        hypotheses = folder / "test.hyp"
+        settings = {"beam": spec.beam, "generate_args": list(spec.generate_args), "subset": test.subset,
+                    "post_process": spec.post_process}
+
+        def do_translate(test=test, hypotheses=hypotheses, folder=folder, name=name):
+            log(f"[{run.label}] translating {name} (beam {spec.beam}, {spec.checkpoint} checkpoint)")
+            translation = translate(spec.data_bin, checkpoint, hypotheses, subset=test.subset, beam=spec.beam,
+                                    post_process=spec.post_process, extra_args=spec.generate_args)
+            translation.write_record(folder / "translate.json")
+            return {"sentences": translation.sentences}
+
+        translated, _ = run_step("translate", folder / "translate.done.json", params=settings, inputs=model,
+                                 outputs=[hypotheses, folder / "translate.json"], action=do_translate)
+
+        def do_score(test=test, hypotheses=hypotheses, folder=folder):
+            scores = bleu_module.score(hypotheses, test.reference)
+            atomic_write_text(folder / "bleu.json", json.dumps(
+                {**scores.as_dict(), "checkpoint": spec.checkpoint, "beam": spec.beam}, indent=1) + "\n")
+
+        run_step("bleu", folder / "bleu.done.json", params={"reference": str(test.reference)},
+                 inputs={"translation": translated, "reference_sha256": sha256_file(test.reference)},
+                 outputs=[folder / "bleu.json"], action=do_score)
 
     if spec.gold is not None:
+        gold = spec.gold
+        attention_dir = run.out / "attention"
         model_args = ["--checkpoint", checkpoint, "--data-dir", spec.data_bin, "--spm", spec.spm_model,
-                      "--text", spec.gold.text] + (["--reverse"] if spec.gold.reverse else [])
-        attention_dir = folder / "attention"  # stats.json, aer.json, alignments/: one alignment-eval report run
-        if not (attention_dir / "stats.json").exists():
-            log(f"[{variant}] attention statistics on {spec.gold.text.name}")
-            _run([BIN / "alignment-eval", "stats", *model_args, "--out-dir", attention_dir], folder / "eval.log")
-        if not (attention_dir / "aer.json").exists():
-            log(f"[{variant}] alignments and AER against {spec.gold.alignment.name}")
-            gold_args = ["--gold", spec.gold.alignment] + (["--gold-one-based"] if spec.gold.one_based else [])
-            _run([BIN / "alignment-eval", "extract", *model_args, *gold_args, "--methods", "argmax", "nonzero",
-                  "--out-dir", attention_dir], folder / "eval.log")
-    row = row_from_outputs(variant, folder)
-    atomic_write_text(folder / "row.json", json.dumps(row, indent=1) + "\n")
-    return row
+                      "--text", gold.text] + (["--reverse"] if gold.reverse else [])
+        gold_inputs = {**model, "text_sha256": sha256_file(gold.text), "reverse": gold.reverse}
+        run_step("attention stats", attention_dir / "stats.done.json", params={}, inputs=gold_inputs,
+                 outputs=[attention_dir / "stats.json"],
+                 action=lambda: _run([BIN / "alignment-eval", "stats", *model_args, "--out-dir", attention_dir],
+                                     run.out / "eval.log"))
+        gold_args = ["--gold", gold.alignment] + (["--gold-one-based"] if gold.one_based else [])
+        run_step("alignment", attention_dir / "aer.done.json", params={"methods": ["argmax", "nonzero"]},
+                 inputs={**gold_inputs, "gold_sha256": sha256_file(gold.alignment)},
+                 outputs=[attention_dir / "aer.json"],
+                 action=lambda: _run([BIN / "alignment-eval", "extract", *model_args, *gold_args, "--methods",
+                                      "argmax", "nonzero", "--out-dir", attention_dir], run.out / "eval.log"))
 
 
-def row_from_outputs(variant: str, folder: Path) -> dict:
-    """One summary row from a variant's output folder (train.log, translate.json, bleu.json, attention/)."""
-    row: dict = {"variant": variant, **_training_speed(folder / "train.log")}
-    if (folder / "translate.json").is_file():
-        row["decode_sentences_per_second"] = json.loads((folder / "translate.json").read_text())["sentences_per_second"]
-    if (folder / "bleu.json").is_file():
-        scores = json.loads((folder / "bleu.json").read_text())
-        row.update({"bleu": scores["bleu"], "chrf": scores["chrf"], "bleu_signature": scores["signature"]})
-    stats_file, aer_file = folder / "attention" / "stats.json", folder / "attention" / "aer.json"
-    if stats_file.is_file():
-        stats = json.loads(stats_file.read_text())
-        sublayers = stats["sublayers"]
-        row.update({
-            "sparsity_cross": sublayers["cross"]["overall"]["sparsity"],
-            "null_rate_cross": sublayers["cross"]["overall"]["null_rate"],
-            "js_diversity_cross": sublayers["cross"]["overall"]["js_diversity"],
-            "sparsity_all": _mean(sublayers[s]["overall"]["sparsity"] for s in ("encoder", "decoder", "cross")),
-            "null_rate_all": _mean(sublayers[s]["overall"]["null_rate"] for s in ("encoder", "decoder", "cross")),
-            "alpha": stats.get("alpha") or None,
-        })
-    if aer_file.is_file():
-        aer = json.loads(aer_file.read_text())
-        row["aer_best"] = {name: {"aer": r["aer"], "layer": r["layer"], "head": r["head"]}
-                           for name, r in aer["best"].items()}
-    return row
+def runs_of(spec: ExperimentSpec) -> List[Run]:
+    return [Run(spec, variant, seed) for variant in spec.variants for seed in spec.seeds]
 
 
-def _mean(values) -> float:
-    values = list(values)
-    return sum(values) / len(values)
+def run_experiment(spec: ExperimentSpec, command: str, log: Callable[[str], None] = print, *,
+                   train_only: bool = False, jobs: int = 1) -> List[Run]:
+    """Train, evaluate and summarise every (variant, seed); resumes wherever a previous call stopped.
 
+    ``jobs`` > 1 trains that many runs at a time (each fairseq-train on one thread).
+    """
+    spec.out_dir.mkdir(parents=True, exist_ok=True)
+    runs = runs_of(spec)
+    if jobs > 1:  # training runs side by side, one thread each (the subprocess environment's default)
+        from concurrent.futures import ThreadPoolExecutor
 
-def _fmt(value, digits=3) -> str:
-    if value is None:
-        return "-"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for future in [pool.submit(train_run, run, log) for run in runs]:
+                future.result()
+    for run in runs:
+        train_run(run, log)
+        if not train_only:
+            evaluate_run(run, log)
+    if not train_only:
+        from .summary import write_summary
 
-
-def summary_table(rows: List[dict]) -> List[str]:
-    """Markdown table: BLEU, speed (and ratio to softmax), AER, sparsity, null rate, head diversity."""
-    softmax = next((r for r in rows if r["variant"] == "softmax"), None)
-    with_attention = any("aer_best" in r or "sparsity_cross" in r for r in rows)
-    header = "| variant | BLEU | chrF | train words/s | decode sent/s |"
-    rule = "|---|---|---|---|---|"
-    if with_attention:
-        header += (" AER argmax normal (layer, head) | AER argmax shift (layer, head) | AER head-avg normal |"
-                   " sparsity (cross) | null rate (cross) | JS diversity (cross) | sparsity (all) | null rate (all) |")
-        rule += "---|---|---|---|---|---|---|---|"
-    lines = [header, rule]
-
-    def with_ratio(row, key, digits):
-        text = _fmt(row.get(key), digits)
-        if softmax and row is not softmax and softmax.get(key) and row.get(key):
-            text += f" ({row[key] / softmax[key]:.2f}x)"
-        return text
-
-    for row in rows:
-        line = (f"| {row['variant']} | {_fmt(row.get('bleu'), 2)} | {_fmt(row.get('chrf'), 2)} "
-                f"| {with_ratio(row, 'train_wps', 0)} | {with_ratio(row, 'decode_sentences_per_second', 1)} |")
-        if with_attention:
-            best = row.get("aer_best") or {}
-
-            def cell(name):
-                entry = best.get(name)
-                return f"{entry['aer']:.3f} ({entry['layer']}, {entry['head']})" if entry else "-"
-
-            line += (f" {cell('argmax.normal.best-head')} | {cell('argmax.shift.best-head')} | "
-                     f"{cell('argmax.normal.avg')} | {_fmt(row.get('sparsity_cross'))} | {_fmt(row.get('null_rate_cross'))} | "
-                     f"{_fmt(row.get('js_diversity_cross'))} | {_fmt(row.get('sparsity_all'))} | {_fmt(row.get('null_rate_all'))} |")
-        lines.append(line)
-    lines += ["", "BLEU signatures:", ""]
-    lines += [f"- {r['variant']}: `{r['bleu_signature']}`" for r in rows if r.get("bleu_signature")]
-    return lines
-
-
-def summary_markdown(spec: ExperimentSpec, rows: List[dict], command: str) -> str:
-    lines = [f"# {spec.name}: attention variants compared", "", f"Command: `{command}`", ""]
-    lines += [f"- {note}" for note in spec.notes]
-    lines += ["", f"Architecture `{spec.arch}` {' '.join(spec.arch_args)}; {spec.max_update} updates each, seed {spec.seed}; "
-              f"beam {spec.beam}.", ""]
-    lines += summary_table(rows)
-    lines += ["", "Speeds come from the training/decoding runs above, on a shared machine: see `results/perf/` "
-              "for controlled, interleaved measurements.", ""]
-    return "\n".join(lines)
+        write_summary(spec, command, log)
+    return runs
 
 
 def interpret_battery(checkpoint: Path, data_bin: Path, spm_model: Path, text: Path, out_dir: Path, *,
@@ -248,18 +346,3 @@ def interpret_battery(checkpoint: Path, data_bin: Path, spm_model: Path, text: P
               "--out-dir", out_dir],
              log_file or out_dir.parent / "interpret.log")
     return json.loads((out_dir / "interpret.json").read_text())
-
-
-def run_experiment(spec: ExperimentSpec, command: str, log=print) -> List[dict]:
-    """Run (or resume) every variant, then write summary.md / summary.json and the alignment report."""
-    spec.out_dir.mkdir(parents=True, exist_ok=True)
-    rows = [run_variant(spec, variant, log) for variant in spec.variants]
-    atomic_write_text(spec.out_dir / "summary.json", json.dumps({"command": command, "rows": rows}, indent=1) + "\n")
-    atomic_write_text(spec.out_dir / "summary.md", summary_markdown(spec, rows, command))
-    if spec.gold is not None:
-        runs = []
-        for variant in spec.variants:
-            runs += ["--run", f"{variant}={spec.out_dir / variant / 'attention'}"]
-        _run([BIN / "alignment-eval", "report", *runs, "--out-dir", spec.out_dir / "alignment-report"],
-             spec.out_dir / "report.log")
-    return rows

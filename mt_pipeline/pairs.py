@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from alignment_eval.io import atomic_write_text
 
@@ -131,10 +132,91 @@ def run_align(args) -> int:
     return 0
 
 
+def _training_speed(log: Path) -> Dict[str, Optional[float]]:
+    """Mean words/s and total training wall time from a fairseq-train log."""
+    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    wps = [float(m) for m in re.findall(r"\| train \|.*?\| wps ([\d.]+)", text)]
+    wall = re.findall(r"done training in ([\d.]+) seconds", text)
+    return {"train_wps": sum(wps) / len(wps) if wps else None, "train_seconds": float(wall[-1]) if wall else None}
+
+
+def row_from_outputs(variant: str, folder: Path) -> dict:
+    """One summary row from a variant's output folder (train.log, translate.json, bleu.json, attention/)."""
+    row: dict = {"variant": variant, **_training_speed(folder / "train.log")}
+    if (folder / "translate.json").is_file():
+        row["decode_sentences_per_second"] = json.loads((folder / "translate.json").read_text())["sentences_per_second"]
+    if (folder / "bleu.json").is_file():
+        scores = json.loads((folder / "bleu.json").read_text())
+        row.update({"bleu": scores["bleu"], "chrf": scores["chrf"], "bleu_signature": scores["signature"]})
+    stats_file, aer_file = folder / "attention" / "stats.json", folder / "attention" / "aer.json"
+    if stats_file.is_file():
+        stats = json.loads(stats_file.read_text())
+        sublayers = stats["sublayers"]
+        row.update({
+            "sparsity_cross": sublayers["cross"]["overall"]["sparsity"],
+            "null_rate_cross": sublayers["cross"]["overall"]["null_rate"],
+            "js_diversity_cross": sublayers["cross"]["overall"]["js_diversity"],
+            "sparsity_all": _mean(sublayers[s]["overall"]["sparsity"] for s in ("encoder", "decoder", "cross")),
+            "null_rate_all": _mean(sublayers[s]["overall"]["null_rate"] for s in ("encoder", "decoder", "cross")),
+            "alpha": stats.get("alpha") or None,
+        })
+    if aer_file.is_file():
+        aer = json.loads(aer_file.read_text())
+        row["aer_best"] = {name: {"aer": r["aer"], "layer": r["layer"], "head": r["head"]}
+                           for name, r in aer["best"].items()}
+    return row
+
+
+def _mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def _fmt(value, digits=3) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def summary_table(rows: List[dict]) -> List[str]:
+    """Markdown table: BLEU, speed (and ratio to softmax), AER, sparsity, null rate, head diversity."""
+    softmax = next((r for r in rows if r["variant"] == "softmax"), None)
+    with_attention = any("aer_best" in r or "sparsity_cross" in r for r in rows)
+    header = "| variant | BLEU | chrF | train words/s | decode sent/s |"
+    rule = "|---|---|---|---|---|"
+    if with_attention:
+        header += (" AER argmax normal (layer, head) | AER argmax shift (layer, head) | AER head-avg normal |"
+                   " sparsity (cross) | null rate (cross) | JS diversity (cross) | sparsity (all) | null rate (all) |")
+        rule += "---|---|---|---|---|---|---|---|"
+    lines = [header, rule]
+
+    def with_ratio(row, key, digits):
+        text = _fmt(row.get(key), digits)
+        if softmax and row is not softmax and softmax.get(key) and row.get(key):
+            text += f" ({row[key] / softmax[key]:.2f}x)"
+        return text
+
+    for row in rows:
+        line = (f"| {row['variant']} | {_fmt(row.get('bleu'), 2)} | {_fmt(row.get('chrf'), 2)} "
+                f"| {with_ratio(row, 'train_wps', 0)} | {with_ratio(row, 'decode_sentences_per_second', 1)} |")
+        if with_attention:
+            best = row.get("aer_best") or {}
+
+            def cell(name):
+                entry = best.get(name)
+                return f"{entry['aer']:.3f} ({entry['layer']}, {entry['head']})" if entry else "-"
+
+            line += (f" {cell('argmax.normal.best-head')} | {cell('argmax.shift.best-head')} | "
+                     f"{cell('argmax.normal.avg')} | {_fmt(row.get('sparsity_cross'))} | {_fmt(row.get('null_rate_cross'))} | "
+                     f"{_fmt(row.get('js_diversity_cross'))} | {_fmt(row.get('sparsity_all'))} | {_fmt(row.get('null_rate_all'))} |")
+        lines.append(line)
+    lines += ["", "BLEU signatures:", ""]
+    lines += [f"- {r['variant']}: `{r['bleu_signature']}`" for r in rows if r.get("bleu_signature")]
+    return lines
+
+
 def run_report(args) -> int:
     """One table across every trained variant of the pair: BLEU, AER, sparsity, null rate, diversity, speed."""
-    from .experiment import row_from_outputs, summary_table
-
     d = direction(args.pair)
     results = Path(args.results) / d.config
     rows = [row_from_outputs(v, results / v) for v in VARIANTS if (results / v / "bleu.json").is_file()]

@@ -323,10 +323,12 @@ def prepare_corpus(
     sacrebleu_test_set: str | None = None,
     sacrebleu_langpair: str | None = None,
     name: str | None = None,
+    extra_train: Sequence[TrainPart] = (),
 ) -> PreparedData | None:
     """Local parallel files -> ``out`` (a fairseq data-bin folder with the SentencePiece model).
 
-    Files may be gzipped. The test set is optional; when given, both sides are needed (the
+    ``extra_train`` adds training corpora after the main one, each ``copies`` times
+    (upsampling; SentencePiece is trained on the result). Files may be gzipped. The test set is optional; when given, both sides are needed (the
     raw target side is the BLEU reference). Returns None when ``steps`` stops before
     ``binarize``.
     """
@@ -342,7 +344,9 @@ def prepare_corpus(
     train = (Path(src), Path(tgt))
     valid = (Path(valid_src), Path(valid_tgt))
     test = (Path(test_src), Path(test_tgt)) if test_src is not None else None
-    for what, pair in (("training corpus", train), ("valid set", valid), ("test set", test)):
+    extra_train = [TrainPart(*part) for part in extra_train]
+    for what, pair in (("training corpus", train), ("valid set", valid), ("test set", test),
+                       *((f"training corpus {p.name}", (p.source, p.target)) for p in extra_train)):
         if pair is not None:
             check_parallel(pair[0], pair[1], what)
     out = Path(out)
@@ -354,9 +358,12 @@ def prepare_corpus(
         "valid": [file_fingerprint(p) for p in valid],
         "test": [file_fingerprint(p) for p in test] if test else None,
     }
+    if extra_train:  # absent otherwise, so that existing fingerprints stay valid
+        inputs["extra_train"] = [{"name": p.name, "copies": p.copies, "files": [file_fingerprint(p.source),
+                                  file_fingerprint(p.target)]} for p in extra_train]
     job = Job(
         work=work, out=out, src=src_lang, tgt=tgt_lang,
-        train=[(name or "train", train[0], train[1])], valid=valid, test=test,
+        train=[(name or "train", train[0], train[1]), *extra_train], valid=valid, test=test,
         inputs={"files": fingerprint(inputs)},
         clean=clean or CleanConfig(),
         spm=SpmConfig(vocab_size=spm_vocab, joint=joint, model_type=spm_model_type,
@@ -372,3 +379,49 @@ def prepare_corpus(
     )
     log(f"prepare: {src_lang}-{tgt_lang} -> {out} (work folder {work}; steps {', '.join(steps)})")
     return run_shared_steps(job, steps)
+
+
+def add_test_set(prepared: PreparedData, subset: str, source: Path, reference: Path, *,
+                 workers: int = 1) -> Path:
+    """Binarize another test set into ``prepared.data_bin`` as ``subset`` (``test1``, ...); returns its raw reference.
+
+    Same normalisation, SentencePiece model(s) and dictionaries as the training data;
+    the raw reference is kept as ``SUBSET.raw.TGT`` for BLEU. Skipped when done for these files.
+    """
+    import subprocess
+    import sys
+    import tempfile
+
+    if not re.fullmatch(r"test\d+", subset):
+        raise PipelineError(f"extra test subsets are named test1, test2, ...; not {subset!r}")
+    check_parallel(Path(source), Path(reference), f"test set {subset}")
+    src, tgt = prepared.src_lang, prepared.tgt_lang
+    data_bin = prepared.data_bin
+    prefix = f"{subset}.{src}-{tgt}"
+    outputs = [data_bin / f"{prefix}.{lang}.{ext}" for lang in (src, tgt) for ext in ("bin", "idx")]
+    raw_reference = data_bin / f"{subset}.raw.{tgt}"
+
+    def do_add():
+        with tempfile.TemporaryDirectory(dir=data_bin.parent) as temporary:
+            temporary = Path(temporary)
+            for lang, path in ((src, source), (tgt, reference)):
+                lines = [normalize_line(line, lang, punct=prepared.normalize_punct)
+                         for line in Path(path).read_text(encoding="utf-8").splitlines()]
+                pieces = encode_lines(load(prepared.spm_models[lang]), lines)
+                (temporary / f"text.{lang}").write_text("".join(p + "\n" for p in pieces), encoding="utf-8")
+            command = [sys.executable, "-m", "fairseq_cli.preprocess", "--source-lang", src, "--target-lang", tgt,
+                       "--testpref", str(temporary / "text"), "--destdir", str(temporary / "bin"),
+                       "--srcdict", str(data_bin / f"dict.{src}.txt"), "--tgtdict", str(data_bin / f"dict.{tgt}.txt"),
+                       "--workers", str(max(1, workers))]
+            result = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            if result.returncode != 0:
+                raise PipelineError(f"fairseq-preprocess failed on {source}:\n{result.stderr[-2000:]}")
+            for output in outputs:
+                os.replace(temporary / "bin" / output.name.replace(subset, "test", 1), output)
+            copy_text(Path(reference), raw_reference)
+
+    run_step(f"add {subset}", data_bin / f"{subset}.done.json", params={"subset": subset},
+             inputs={"data": prepared.info_file.read_text(encoding="utf-8"), "source": file_fingerprint(Path(source)),
+                     "reference": file_fingerprint(Path(reference))},
+             outputs=[*outputs, raw_reference], action=do_add)
+    return raw_reference

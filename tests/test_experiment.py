@@ -60,77 +60,30 @@ def test_pair_steps_name_the_problem(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_reduced_demo_end_to_end(tmp_path):
-    """`make demo` at a few updates: prepare -> train softmax and rela -> translate -> BLEU -> stats/AER -> report."""
+    """`make demo` at a few updates: prepare -> train softmax and rela side by side -> translate -> BLEU ->
+    stats/AER -> summary with bootstrap and curves; a second call does no work twice."""
     out, data_bin = tmp_path / "results", tmp_path / "data-bin"
-    result = run_console_script(
-        "python", "-m", "mt_pipeline.runs", "demo", "--max-update", "15", "--max-len-b", "30", "--out", out, "--data-bin", data_bin,
-        cwd=tmp_path, timeout=900,
-    )
+    arguments = ["python", "-m", "mt_pipeline.runs", "demo", "--max-update", "15", "--max-len-b", "30", "--out", out,
+                 "--data-bin", data_bin, "--checkpoint-root", tmp_path / "checkpoints"]
+    result = run_console_script(*arguments, cwd=tmp_path, timeout=900)
     summary = (out / "summary.md").read_text()
-    rows = json.loads((out / "summary.json").read_text())["rows"]
-    assert [row["variant"] for row in rows] == ["softmax", "rela"]
-    assert all(0.0 <= row["bleu"] <= 100.0 and "tok:13a" in row["bleu_signature"] for row in rows)
+    data = json.loads((out / "summary.json").read_text())
+    rows = data["rows"]
+    assert [row["variant"] for row in rows] == ["softmax", "rela"] and data["pending"] == []
+    assert all(0.0 <= row["bleu.tatoeba-test"][0] <= 100.0 and "tok:13a" in row["bleu_signature"] for row in rows)
+    assert rows[1]["bootstrap"]["samples"] == 1000 and "paired-bs|n:1000" in rows[1]["bootstrap"]["signature"]
     for variant in ("softmax", "rela"):
-        hypotheses = (out / variant / "test.hyp").read_text().splitlines()
+        hypotheses = (out / variant / "seed1" / "tatoeba-test" / "test.hyp").read_text().splitlines()
         assert len(hypotheses) == 500  # every test sentence, in order
-    assert "| rela |" in summary and "Command: `python -m mt_pipeline.runs demo" in summary
+        record = json.loads((out / variant / "seed1" / "train.json").read_text())
+        assert record["updates"] == 15 and record["history"]["valid"]
+    assert "| rela | 1 |" in summary and "Command: `python -m mt_pipeline.runs demo" in summary
+    assert "Evaluated checkpoint: **last**" in summary and (out / "curves.png").is_file()
     if (SHARED_DATA / "word-alignment-gold" / "deen.gold").is_file():
-        assert all(0.0 <= row["aer_best"]["argmax.normal.avg"]["aer"] <= 1.0 for row in rows)
-        assert rows[0]["null_rate_cross"] == 0.0  # softmax never attends to nothing
+        assert all(0.0 <= row["aer.argmax.normal.avg"][0] <= 1.0 for row in rows)
+        assert rows[0]["null_rate.cross"][0] == 0.0  # softmax never attends to nothing
         assert (out / "alignment-report" / "aer_per_layer.png").is_file()
-    # resuming does no work twice: every step is skipped and the summary is rebuilt
-    again = run_console_script(
-        "python", "-m", "mt_pipeline.runs", "demo", "--max-update", "15", "--max-len-b", "30", "--out", out, "--data-bin", data_bin,
-        cwd=tmp_path, timeout=900,
-    )
-    assert "] training" not in again.stdout and (out / "summary.md").read_text().count("| rela |") == 1
+    again = run_console_script(*arguments, cwd=tmp_path, timeout=900)
+    assert "] training" not in again.stdout and "translating" not in again.stdout
+    assert (out / "summary.md").read_text().count("| rela | 1 |") == 1
     assert result.returncode == 0
-
-
-def test_outputs_whose_checkpoint_is_gone_are_kept_aside_and_the_variant_runs_again(tmp_path, monkeypatch):
-    """A clean clone has committed outputs (train.done, translate.json, ...) but no checkpoints:
-    every step must run again instead of reporting the old outputs as new, and the old ones stay."""
-    from mt_pipeline import experiment
-
-    spec = experiment.ExperimentSpec(name="t", data_bin=tmp_path / "bin", spm_model=tmp_path / "spm.model",
-                                     test_reference=tmp_path / "ref", out_dir=tmp_path / "out",
-                                     checkpoint_root=tmp_path / "checkpoints")
-    old = spec.out_dir / "rela"
-    old.mkdir(parents=True)
-    for name, text in (("train.done", "old\n"), ("translate.json", '{"sentences_per_second": 1.0}'),
-                       ("bleu.json", "{}")):
-        (old / name).write_text(text)
-    steps = []
-
-    def fake_run(command, log_path):
-        steps.append("train")
-        checkpoint = spec.checkpoint_root / "t" / "rela" / "checkpoint_last.pt"
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        checkpoint.write_text("new model")
-        log_path.parent.mkdir(parents=True, exist_ok=True)  # as the real _run does
-        log_path.write_text("done training in 1.0 seconds\n")
-
-    class Record:
-        def write_record(self, path):
-            steps.append("translate")
-            path.write_text('{"sentences_per_second": 2.0}')
-
-    class Scores:
-        def as_dict(self):
-            steps.append("bleu")
-            return {"bleu": 3.0, "chrf": 20.0, "signature": "nrefs:1"}
-
-    monkeypatch.setattr(experiment, "_run", fake_run)
-    monkeypatch.setattr(experiment, "translate", lambda *args, **kwargs: Record())
-    monkeypatch.setattr(experiment.bleu_module, "score", lambda *args: Scores())
-    logged = []
-    experiment.run_variant(spec, "rela", log=logged.append)
-    assert steps == ["train", "translate", "bleu"]
-    kept = [p for p in spec.out_dir.iterdir() if p.name.startswith("rela.without-checkpoint-")]
-    assert len(kept) == 1 and (kept[0] / "train.done").read_text() == "old\n"
-    assert "kept as" in logged[0]
-    assert json.loads((old / "translate.json").read_text())["sentences_per_second"] == 2.0
-    # with its checkpoint present, a finished variant is left alone (resume)
-    steps.clear()
-    experiment.run_variant(spec, "rela", log=logged.append)
-    assert steps == []

@@ -1,0 +1,304 @@
+"""The experiment report: per-variant table over seeds, significance against softmax, curves, verdicts.
+
+Reads only what :mod:`mt_pipeline.experiment` wrote (``train.json``, ``<test>/bleu.json``,
+``attention/{stats,aer}.json``, ``baselines/baseline.json``) and writes
+``summary.md``, ``summary.json``, ``curves.png`` and (with a gold set) the
+``alignment-eval report`` figures. A run that has not finished is listed as such,
+never filled in from older outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from alignment_eval.io import atomic_write_text
+
+from .significance import mean_and_sd, paired_bootstrap, read_lines
+
+SUBLAYERS = ("encoder", "decoder", "cross")
+REFERENCE_VARIANT = "softmax"
+PARITY_MARGIN = 1.0  # BLEU: the parity verdict asks whether ReLA is within this of softmax
+
+
+@dataclass
+class RunResult:
+    variant: str
+    seed: int
+    folder: Path
+    train: Optional[dict] = None
+    bleu: Dict[str, dict] = field(default_factory=dict)  # test set -> bleu.json
+    stats: Optional[dict] = None
+    aer: Optional[dict] = None
+
+    @property
+    def complete(self) -> bool:
+        return self.train is not None and bool(self.bleu)
+
+
+def _json(path: Path) -> Optional[dict]:
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def collect(spec) -> List[RunResult]:
+    """Every (variant, seed) of ``spec`` with what its folder holds now."""
+    from .experiment import runs_of
+
+    results = []
+    for run in runs_of(spec):
+        result = RunResult(run.variant, run.seed, run.out, train=_json(run.out / "train.json"))
+        for name in spec.test_sets:
+            scores = _json(run.out / name / "bleu.json")
+            if scores is not None and (run.out / name / "bleu.done.json").is_file():
+                result.bleu[name] = scores
+        if (run.out / "attention" / "stats.done.json").is_file():
+            result.stats = _json(run.out / "attention" / "stats.json")
+        if (run.out / "attention" / "aer.done.json").is_file():
+            result.aer = _json(run.out / "attention" / "aer.json")
+        results.append(result)
+    return results
+
+
+def _fmt(mean: Optional[float], sd: Optional[float] = None, digits: int = 2) -> str:
+    if mean is None:
+        return "-"
+    return f"{mean:.{digits}f}" + (f" ± {sd:.{digits}f}" if sd is not None else "")
+
+
+def _mean_sd(values: List[float]):
+    return mean_and_sd(values) if values else (None, None)
+
+
+def sublayer_value(stats: dict, sublayer: str, key: str) -> float:
+    return stats["sublayers"][sublayer]["overall"][key]
+
+
+def best_aer(aer: dict, key: str) -> Optional[dict]:
+    return (aer or {}).get("best", {}).get(key)
+
+
+def variant_rows(spec, results: List[RunResult]) -> List[dict]:
+    """One row per variant: means ± sd over its finished seeds, and the bootstrap test against softmax."""
+    main_test = next(iter(spec.test_sets))
+    by_variant: Dict[str, List[RunResult]] = {}
+    for result in results:
+        by_variant.setdefault(result.variant, []).append(result)
+    reference = [r for r in by_variant.get(REFERENCE_VARIANT, []) if r.complete]
+    rows = []
+    for variant, runs in by_variant.items():
+        done = [r for r in runs if r.complete]
+        row: dict = {"variant": variant, "seeds": [r.seed for r in done], "seeds_planned": [r.seed for r in runs]}
+        for name in spec.test_sets:
+            row[f"bleu.{name}"] = _mean_sd([r.bleu[name]["bleu"] for r in done if name in r.bleu])
+        row["bleu_signature"] = next((r.bleu[main_test]["signature"] for r in done if main_test in r.bleu), None)
+        row["updates"] = _mean_sd([r.train["updates"] for r in done])
+        row["epochs"] = _mean_sd([r.train["epochs"] for r in done])
+        row["train_hours"] = _mean_sd([(r.train.get("train_seconds") or 0) / 3600 for r in done])
+        row["stopped_by"] = sorted({r.train.get("stopped_by", "?") for r in done})
+        with_stats = [r for r in done if r.stats]
+        for sublayer in SUBLAYERS:
+            for key in ("sparsity", "null_rate", "js_diversity"):
+                row[f"{key}.{sublayer}"] = _mean_sd([sublayer_value(r.stats, sublayer, key) for r in with_stats])
+        for key in ("argmax.normal.best-head", "argmax.shift.best-head", "argmax.normal.avg", "argmax.shift.avg"):
+            entries = [best_aer(r.aer, key) for r in done if best_aer(r.aer, key)]
+            row[f"aer.{key}"] = _mean_sd([e["aer"] for e in entries])
+            row[f"aer.{key}.where"] = [f"L{e['layer']}H{e['head']}" for e in entries]
+        if variant != REFERENCE_VARIANT and done and reference:
+            try:
+                test = paired_bootstrap(
+                    [read_lines(r.folder / main_test / "test.hyp") for r in done],
+                    [read_lines(r.folder / main_test / "test.hyp") for r in reference],
+                    read_lines(spec.test_sets[main_test].reference))
+                row["bootstrap"] = test.as_dict()
+            except OSError as error:  # translations are not committed: a clean clone has only the stored result
+                row["bootstrap_error"] = f"hypotheses missing ({error.filename}); rerun to translate"
+        rows.append(row)
+    return rows
+
+
+def parity_verdict(row: dict) -> str:
+    test = row.get("bootstrap")
+    if not test:
+        return "not tested yet"
+    within = test["ci_low"] >= -PARITY_MARGIN
+    outside = test["ci_high"] < -PARITY_MARGIN
+    word = "yes" if within else ("no" if outside else "undecided")
+    return (f"{word}: {row['variant']} - softmax = {test['delta']:+.2f} BLEU, 95% CI [{test['ci_low']:+.2f}, "
+            f"{test['ci_high']:+.2f}], p = {test['p_value']:.3f} ({test['system_seeds']} vs {test['baseline_seeds']} seeds)")
+
+
+def verdicts(rows: List[dict], baselines: Optional[dict]) -> List[str]:
+    """One line each, with the numbers: parity, sparsity ordering, null rate, alignment, aligners."""
+    by = {r["variant"]: r for r in rows}
+    lines = []
+    for variant in ("rela", "rela_i"):
+        if variant in by:
+            lines.append(f"**BLEU parity ({variant} within {PARITY_MARGIN:g} BLEU of softmax, bootstrap CI above "
+                         f"-{PARITY_MARGIN:g}).** {parity_verdict(by[variant])}")
+    if all(v in by for v in ("rela", "entmax15", "softmax")):
+        parts = []
+        for sublayer in SUBLAYERS:
+            values = [by[v][f"sparsity.{sublayer}"][0] for v in ("rela", "entmax15", "softmax")]
+            if None in values:
+                parts.append(f"{sublayer}: not measured")
+                continue
+            holds = values[0] > values[1] > values[2]
+            parts.append(f"{sublayer} {'holds' if holds else 'does not hold'} "
+                         f"({values[0]:.3f} > {values[1]:.3f} > {values[2]:.3f})")
+        lines.append("**Sparsity ordering ReLA > 1.5-entmax > softmax.** " + "; ".join(parts))
+    measured = [r for r in rows if r["null_rate.cross"][0] is not None]
+    if measured:
+        nonzero = [r["variant"] for r in measured if any((r[f"null_rate.{s}"][0] or 0) > 0 for s in SUBLAYERS)]
+        relu = {"rela", "rela_i"}
+        word = "yes" if set(nonzero) <= relu and nonzero else "no"
+        lines.append(f"**Null attention only for ReLA.** {word}: null rate > 0 for {', '.join(nonzero) or 'no variant'}"
+                     " (per layer and sublayer in the table below).")
+    if "softmax" in by and by["softmax"]["aer.argmax.normal.best-head"][0] is not None:
+        parts = []
+        for shift in ("normal", "shift"):
+            reference = by["softmax"][f"aer.argmax.{shift}.best-head"][0]
+            better = [f"{r['variant']} {r[f'aer.argmax.{shift}.best-head'][0]:.3f}" for r in rows
+                      if r["variant"] != "softmax" and r[f"aer.argmax.{shift}.best-head"][0] is not None
+                      and r[f"aer.argmax.{shift}.best-head"][0] < reference]
+            parts.append(f"{shift}: softmax best head {reference:.3f}; lower: {', '.join(better) or 'none'}")
+        lines.append("**Alignment (best head, argmax, AER; lower is better).** " + "; ".join(parts))
+    if baselines:
+        best = min((r for r in rows if r["aer.argmax.shift.best-head"][0] is not None
+                    or r["aer.argmax.normal.best-head"][0] is not None),
+                   key=lambda r: min(x for x in (r["aer.argmax.shift.best-head"][0], r["aer.argmax.normal.best-head"][0])
+                                     if x is not None), default=None)
+        if best is not None:
+            best_value = min(x for x in (best["aer.argmax.shift.best-head"][0], best["aer.argmax.normal.best-head"][0])
+                             if x is not None)
+            aligners = "; ".join(f"{name} {entry['aer']:.3f} (trained on {entry['trained_on']})"
+                                 for name, entry in baselines.items())
+            lines.append(f"**Attention vs statistical aligners.** best attention head: {best['variant']} "
+                         f"{best_value:.3f}; {aligners}.")
+    return lines
+
+
+def per_layer_table(results: List[RunResult], key: str) -> List[str]:
+    """Markdown: one row per variant (seed 1... mean over seeds), one column per sublayer x layer."""
+    columns = {}
+    values: Dict[str, Dict[str, List[float]]] = {}
+    for result in results:
+        if not result.stats:
+            continue
+        for sublayer in SUBLAYERS:
+            for layer in result.stats["sublayers"][sublayer]["layers"]:
+                column = f"{sublayer} L{layer['layer']}"
+                columns[column] = None
+                values.setdefault(result.variant, {}).setdefault(column, []).append(layer[key])
+    if not values:
+        return []
+    header = "| variant | " + " | ".join(columns) + " |"
+    lines = [header, "|---" * (len(columns) + 1) + "|"]
+    for variant, by_column in values.items():
+        cells = [_fmt(*_mean_sd(by_column.get(c, [])), digits=3) if by_column.get(c) else "-" for c in columns]
+        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def device_line(results: List[RunResult]) -> str:
+    devices = sorted({(r.train or {}).get("device", "?") for r in results if r.train})
+    return "; ".join(devices) or platform.processor()
+
+
+def write_summary(spec, command: str, log: Callable[[str], None] = print) -> Path:
+    """Write summary.md / summary.json / curves.png (and the alignment report) for ``spec``."""
+    from .curves import History, ValidPoint, plot_curves
+    from .experiment import BIN, _run
+
+    results = collect(spec)
+    rows = variant_rows(spec, results)
+    baselines = _json(spec.out_dir / "baselines" / "summary.json")
+    main_test = next(iter(spec.test_sets))
+    curves = {}
+    for result in results:
+        if result.train and result.train.get("history"):
+            history = History(valid=[ValidPoint(**p) for p in result.train["history"]["valid"]])
+            curves.setdefault(result.variant, []).append(history)
+    if curves:
+        plot_curves(curves, spec.out_dir / "curves.png", title=f"{spec.name}: validation curves (one line per seed)")
+
+    lines = [f"# {spec.name}: attention variants compared", "", f"Command: `{command}`", ""]
+    lines += [f"- {note}" for note in spec.notes]
+    lines += [f"- Architecture `{spec.arch}` {' '.join(spec.arch_args)}; training {' '.join(spec.train_args)}; "
+              f"{spec.stopping_rule}.",
+              f"- Evaluated checkpoint: **{spec.checkpoint}**"
+              + (" (highest validation BLEU)" if spec.checkpoint == "best" else "") + f"; beam {spec.beam}.",
+              f"- Device: {device_line(results)}.", ""]
+    pending = [f"{r.variant} seed {r.seed}" for r in results if not r.complete]
+    if pending:
+        lines += [f"**Not finished yet (not in the table):** {', '.join(pending)}.", ""]
+    if rows:
+        lines += ["## Verdicts", ""] + [f"- {v}" for v in verdicts(rows, baselines)] + [""]
+    tests = list(spec.test_sets)
+    lines += ["## BLEU (sacreBLEU, mean ± sd over seeds)", "",
+              "| variant | seeds | " + " | ".join(tests) + f" | Δ {main_test} vs softmax [95% CI] | p | updates | epochs | "
+              "train h (1 core) | stopped by |",
+              "|---" * (len(tests) + 8) + "|"]
+    for row in rows:
+        test = row.get("bootstrap")
+        delta = f"{test['delta']:+.2f} [{test['ci_low']:+.2f}, {test['ci_high']:+.2f}]" if test else "-"
+        p_value = f"{test['p_value']:.3f}" if test else "-"
+        cells = [row["variant"], ",".join(map(str, row["seeds"])) or "-",
+                 *(_fmt(*row[f"bleu.{t}"]) for t in tests), delta, p_value,
+                 _fmt(*row["updates"], digits=0), _fmt(*row["epochs"], digits=0), _fmt(*row["train_hours"]),
+                 ", ".join(row["stopped_by"]) or "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    signature = next((r["bleu_signature"] for r in rows if r.get("bleu_signature")), None)
+    test_signature = next((r["bootstrap"]["signature"] for r in rows if r.get("bootstrap")), None)
+    lines += ["", f"BLEU signature: `{signature}`" if signature else "",
+              f"Significance: `{test_signature}` (paired bootstrap of the seed-mean BLEU on {main_test}; "
+              "p from sacreBLEU's test statistic)" if test_signature else "", ""]
+    if curves:
+        lines += ["## Training curves", "", "![validation loss and BLEU against updates](curves.png)", ""]
+    if any(r.stats for r in results):
+        lines += ["## Attention (RWTH gold text, teacher forcing; mean ± sd over seeds)", "",
+                  "| variant | AER best head normal | AER best head shifted | AER head-avg normal | AER head-avg shifted | "
+                  "sparsity enc / dec / cross | null rate enc / dec / cross | JS diversity cross |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for row in rows:
+            where = lambda k: f" ({', '.join(row[f'aer.{k}.where'])})" if row[f"aer.{k}.where"] else ""  # noqa: E731
+            lines.append(
+                f"| {row['variant']} | {_fmt(*row['aer.argmax.normal.best-head'], digits=3)}{where('argmax.normal.best-head')} "
+                f"| {_fmt(*row['aer.argmax.shift.best-head'], digits=3)}{where('argmax.shift.best-head')} "
+                f"| {_fmt(*row['aer.argmax.normal.avg'], digits=3)} | {_fmt(*row['aer.argmax.shift.avg'], digits=3)} | "
+                + " / ".join(_fmt(row[f'sparsity.{s}'][0], digits=3) for s in SUBLAYERS) + " | "
+                + " / ".join(_fmt(row[f'null_rate.{s}'][0], digits=3) for s in SUBLAYERS) + " | "
+                + f"{_fmt(*row['js_diversity.cross'], digits=3)} |")
+        lines += ["", "Null-attention rate per sublayer and layer (share of query rows that are all zero):", ""]
+        lines += per_layer_table(results, "null_rate")
+        lines += ["", "Sparsity per sublayer and layer (share of exact zeros among allowed positions):", ""]
+        lines += per_layer_table(results, "sparsity")
+        lines += ["", "AER per decoder layer (best head solid, head average dashed; seed 1 of each variant): "
+                  "[alignment-report/report.md](alignment-report/report.md)", ""]
+    if baselines:
+        lines += ["## Statistical aligners on the same gold set (grow-diag-final-and)", "",
+                  "| aligner | AER | trained on |", "|---|---|---|"]
+        lines += [f"| {name} | {entry['aer']:.3f} | {entry['trained_on']} |" for name, entry in baselines.items()]
+        lines.append("")
+    atomic_write_text(spec.out_dir / "summary.md", "\n".join(lines))
+    atomic_write_text(spec.out_dir / "summary.json", json.dumps(
+        {"command": command, "checkpoint": spec.checkpoint, "stopping_rule": spec.stopping_rule,
+         "rows": rows, "pending": pending, "baselines": baselines,
+         "runs": [{"variant": r.variant, "seed": r.seed, "train": {k: v for k, v in (r.train or {}).items() if k != "history"},
+                   "bleu": {k: v["bleu"] for k, v in r.bleu.items()}} for r in results]}, indent=1) + "\n")
+    if spec.gold is not None:
+        firsts = {}
+        for result in results:
+            if result.aer and result.variant not in firsts:
+                firsts[result.variant] = result
+        if firsts:
+            arguments = []
+            for variant, result in firsts.items():
+                arguments += ["--run", f"{variant}={result.folder / 'attention'}"]
+            _run([BIN / "alignment-eval", "report", *arguments, "--out-dir", spec.out_dir / "alignment-report"],
+                 spec.out_dir / "report.log")
+    log(f"summary: {spec.out_dir / 'summary.md'} ({len(results) - len(pending)} of {len(results)} runs finished)")
+    return spec.out_dir / "summary.md"

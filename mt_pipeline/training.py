@@ -1,0 +1,203 @@
+"""One fairseq-train run that is fingerprinted, resumable and never silently reused.
+
+A run lives in its checkpoint folder::
+
+    SAVE_DIR/run.json          settings fingerprint, written before training starts
+    SAVE_DIR/train.log         fairseq's JSON log (appended to on every resume)
+    SAVE_DIR/train.done.json   written last, when fairseq-train exits 0: updates, epochs, why it stopped
+    SAVE_DIR/checkpoint_*.pt   fairseq's own checkpoints (best by validation BLEU, last, last epochs)
+
+The fingerprint covers everything that decides the model: the whole fairseq-train
+command (architecture, every option, updates, seed, patience) with paths replaced by
+names, and the content of the binarized data. Asked again with the same fingerprint,
+a finished run is reused and an interrupted one resumes from ``checkpoint_last.pt``
+(fairseq's own resume: at most one save interval is lost). Asked with other settings,
+the run is refused with the differences named, or with ``on_change="rerun"`` the old
+folder is kept aside (renamed, nothing deleted) and training starts again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+from alignment_eval.io import atomic_write_text
+
+from .errors import PipelineError
+
+# Bumped when what a run means changes (e.g. a new default in the command builder).
+TRAIN_CODE_VERSION = 1
+RUN_FILE, LOG_FILE, DONE_FILE = "run.json", "train.log", "train.done.json"
+ON_CHANGE = ("refuse", "rerun")
+
+
+class StaleRunError(PipelineError):
+    """A checkpoint folder holds a run made with other settings."""
+
+
+def data_fingerprint(data_bin: Path) -> str:
+    """SHA-256 over the binarized data a model is trained on (dictionaries, train/valid .bin/.idx)."""
+    data_bin = Path(data_bin)
+    files = sorted(p for p in data_bin.iterdir()
+                   if p.is_file() and (p.name.startswith("dict.") or p.name.startswith(("train.", "valid."))))
+    if not files:
+        raise PipelineError(f"{data_bin}: no binarized data (dict.*.txt, train.*, valid.*); prepare it first")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with open(path, "rb") as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def normalised_command(command: Sequence, replacements: Dict[str, str]) -> List[str]:
+    """The command as strings, with machine-specific paths replaced by stable names; program by name only."""
+    words = [str(word) for word in command]
+    words[0] = Path(words[0]).name
+    return [replacements.get(word, word) for word in words]
+
+
+def options(words: Sequence[str]) -> Dict[str, str]:
+    """``--name value`` / ``--flag`` pairs of a command (the first word and positionals under '')."""
+    found: Dict[str, str] = {}
+    index = 1
+    while index < len(words):
+        word = words[index]
+        if word.startswith("--"):
+            takes_value = index + 1 < len(words) and not words[index + 1].startswith("--")
+            found[word] = words[index + 1] if takes_value else "(set)"
+            index += 2 if takes_value else 1
+        else:
+            found[""] = (found.get("", "") + " " + word).strip()
+            index += 1
+    return found
+
+
+def describe_differences(old: Sequence[str], new: Sequence[str]) -> str:
+    """'--max-update 300 -> 3000; --seed 1 -> 2' for two normalised commands."""
+    before, after = options(old), options(new)
+    changes = []
+    for name in sorted(set(before) | set(after)):
+        if before.get(name) != after.get(name):
+            changes.append(f"{name or 'data'} {before.get(name, '(absent)')} -> {after.get(name, '(absent)')}")
+    return "; ".join(changes) or "same options, other data or code version"
+
+
+@dataclass
+class TrainingRun:
+    """Where a run lives and how it was asked for."""
+
+    save_dir: Path
+    command: List[str]          # the real fairseq-train command
+    identity: List[str]         # the normalised command the fingerprint is made of
+    data: str                   # data_fingerprint of the data-bin
+
+    @property
+    def fingerprint(self) -> str:
+        text = json.dumps({"code": TRAIN_CODE_VERSION, "command": self.identity, "data": self.data}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def log_file(self) -> Path:
+        return self.save_dir / LOG_FILE
+
+    def record(self) -> Optional[dict]:
+        path = self.save_dir / RUN_FILE
+        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+    def done(self) -> Optional[dict]:
+        """The completion record when this very run finished (same fingerprint), else None."""
+        path = self.save_dir / DONE_FILE
+        if not path.is_file():
+            return None
+        record = json.loads(path.read_text(encoding="utf-8"))
+        return record if record.get("fingerprint") == self.fingerprint else None
+
+
+def _has_checkpoints(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("checkpoint*.pt"))
+
+
+def check_or_claim(run: TrainingRun, on_change: str = "refuse", log: Callable[[str], None] = print) -> str:
+    """Make ``run.save_dir`` belong to ``run``: 'new', 'resume', 'done', or raise StaleRunError.
+
+    A folder made with other settings is refused (naming the differences), or with
+    ``on_change='rerun'`` renamed to ``<folder>.superseded-<time>`` and started afresh.
+    """
+    if on_change not in ON_CHANGE:
+        raise PipelineError(f"on_change must be one of {', '.join(ON_CHANGE)}, not {on_change!r}")
+    folder = run.save_dir
+    record = run.record()
+    if record is not None and record.get("fingerprint") == run.fingerprint:
+        if run.done() is not None:
+            return "done"
+        return "resume" if _has_checkpoints(folder) else "new"
+    if record is not None or _has_checkpoints(folder):
+        why = (describe_differences(record["identity"], run.identity) if record is not None
+               else "no run.json records how its checkpoints were made")
+        if on_change == "refuse":
+            raise StaleRunError(
+                f"{folder} holds a run with other settings ({why}); its outputs will not be reported as this "
+                "run's. Pass --on-change rerun to keep it aside and train again, or use another --checkpoint-root")
+        kept = folder.with_name(f"{folder.name}.superseded-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(folder, kept)
+        log(f"{folder}: settings changed ({why}); old run kept as {kept}, training again")
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(folder / RUN_FILE, json.dumps(
+        {"fingerprint": run.fingerprint, "code": TRAIN_CODE_VERSION, "identity": run.identity, "data": run.data,
+         "command": shlex.join(run.command), "created": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1) + "\n")
+    return "new"
+
+
+def checkpoint_updates(checkpoint: Path) -> Optional[int]:
+    """``num_updates`` stored in a fairseq checkpoint (None when unreadable)."""
+    import torch
+
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    except Exception:  # noqa: BLE001 - a truncated file reads as 'no progress'
+        return None
+    optimizer_history = state.get("optimizer_history") or [{}]
+    return optimizer_history[-1].get("num_updates")
+
+
+def train(run: TrainingRun, *, environment: dict, on_change: str = "refuse",
+          log: Callable[[str], None] = print) -> dict:
+    """Train (or resume, or reuse) ``run``; returns its completion record (``train.done.json``)."""
+    state = check_or_claim(run, on_change, log)
+    if state == "done":
+        return run.done()
+    if state == "resume":
+        updates = checkpoint_updates(run.save_dir / "checkpoint_last.pt")
+        log(f"{run.save_dir}: resuming from checkpoint_last.pt (update {updates})")
+    started = time.time()
+    with open(run.log_file, "a", encoding="utf-8") as stream:
+        stream.write(f"$ {shlex.join(run.command)}\n")
+        stream.flush()
+        result = subprocess.run(run.command, stdout=stream, stderr=subprocess.STDOUT, env=environment)
+    if result.returncode != 0:
+        tail = "\n".join(run.log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-8:])
+        raise RuntimeError(f"fairseq-train failed (exit {result.returncode}); see {run.log_file}:\n{tail}")
+    from .curves import read_log
+
+    history = read_log(run.log_file)
+    record = {
+        "fingerprint": run.fingerprint,
+        "updates": history.last_update,
+        "epochs": history.last_epoch,
+        "stopped_by": history.stop_reason,
+        "best_valid_bleu": history.best_valid_bleu,
+        "train_seconds": history.train_seconds,
+        "wall_seconds_last_session": round(time.time() - started, 1),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    atomic_write_text(run.save_dir / DONE_FILE, json.dumps(record, indent=1) + "\n")
+    return record

@@ -1,0 +1,259 @@
+"""The experiment runner: fingerprinted steps, no stale outputs, resume after a kill, curves, significance."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mt_pipeline import experiment
+from mt_pipeline.clean import CleanConfig, TrainPart, clean_train
+from mt_pipeline.curves import read_log
+from mt_pipeline.errors import PipelineError
+from mt_pipeline.significance import mean_and_sd, paired_bootstrap
+from mt_pipeline.training import StaleRunError, TrainingRun, check_or_claim, describe_differences
+
+from conftest import REPO_ROOT
+
+TOY_TRAIN = ["--lr", "0.005", "--warmup-updates", "50", "--max-tokens", "2000"]
+
+
+def toy_spec(tmp_path, data_bin, **overrides):
+    settings = dict(name="toy", data_bin=data_bin, spm_model=tmp_path / "unused.model",
+                    test_sets={"test": experiment.TestSet("test", tmp_path / "reference.txt")},
+                    out_dir=tmp_path / "results", variants=("softmax",), seeds=(1,),
+                    arch="sparse_transformer_tiny", train_args=TOY_TRAIN, max_update=30,
+                    checkpoint_root=tmp_path / "checkpoints", post_process="none")
+    settings.update(overrides)
+    return experiment.ExperimentSpec(**settings)
+
+
+# --- fingerprints and refusal ------------------------------------------------------------
+
+def fake_run(folder, max_update="300", seed="1", data="d1"):
+    identity = ["fairseq-train", "<data-bin>", "--max-update", max_update, "--seed", seed, "--save-dir", "<save-dir>"]
+    return TrainingRun(save_dir=folder, command=identity, identity=identity, data=data)
+
+
+def test_a_changed_setting_is_refused_with_the_differences_named(tmp_path):
+    folder = tmp_path / "run"
+    assert check_or_claim(fake_run(folder)) == "new"
+    (folder / "checkpoint_last.pt").write_text("weights")
+    assert check_or_claim(fake_run(folder)) == "resume"
+    with pytest.raises(StaleRunError, match=r"--max-update 300 -> 3000.*--on-change rerun"):
+        check_or_claim(fake_run(folder, max_update="3000"))
+    with pytest.raises(StaleRunError, match="other data or code version"):
+        check_or_claim(fake_run(folder, data="d2"))
+    # the refused call changed nothing
+    assert json.loads((folder / "run.json").read_text())["identity"][3] == "300"
+
+
+def test_rerun_keeps_the_old_run_aside_and_starts_again(tmp_path):
+    folder = tmp_path / "run"
+    check_or_claim(fake_run(folder))
+    (folder / "checkpoint_last.pt").write_text("old weights")
+    messages = []
+    assert check_or_claim(fake_run(folder, seed="2"), on_change="rerun", log=messages.append) == "new"
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("run.superseded-")]
+    assert len(kept) == 1 and (kept[0] / "checkpoint_last.pt").read_text() == "old weights"
+    assert not (folder / "checkpoint_last.pt").exists() and "--seed 1 -> 2" in messages[0]
+
+
+def test_checkpoints_without_a_record_are_not_adopted(tmp_path):
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "checkpoint_last.pt").write_text("someone else's")
+    with pytest.raises(StaleRunError, match="no run.json records"):
+        check_or_claim(fake_run(folder))
+
+
+def test_describe_differences_lists_added_and_removed_options():
+    old = ["fairseq-train", "<data>", "--patience", "4", "--fp16"]
+    new = ["fairseq-train", "<data>", "--patience", "5"]
+    assert describe_differences(old, new) == "--fp16 (set) -> (absent); --patience 4 -> 5"
+
+
+def test_spec_rejects_checkpoint_choices_it_cannot_honour(tmp_path):
+    with pytest.raises(PipelineError, match="needs validation BLEU"):
+        toy_spec(tmp_path, tmp_path, checkpoint="best")
+    with pytest.raises(PipelineError, match="keep_last_epochs >= 5"):
+        toy_spec(tmp_path, tmp_path, checkpoint="average-last-5", keep_last_epochs=2)
+    with pytest.raises(PipelineError, match="use best, last or average-last-N"):
+        toy_spec(tmp_path, tmp_path, checkpoint="newest")
+
+
+# --- the JSON log ---------------------------------------------------------------------------
+
+LOG = """$ fairseq-train ...
+2026-01-01 | INFO | train_inner | {"epoch": 1, "num_updates": "50", "loss": "9.1"}
+2026-01-01 | INFO | valid | {"epoch": 1, "valid_loss": "8.0", "valid_nll_loss": "7.5", "valid_bleu": "3.2", "valid_num_updates": "60"}
+2026-01-01 | INFO | train_inner | {"epoch": 2, "num_updates": "100", "loss": "7.0"}
+$ fairseq-train ... (resumed after a kill during epoch 2)
+2026-01-01 | INFO | train_inner | {"epoch": 2, "num_updates": "100", "loss": "6.9"}
+2026-01-01 | INFO | valid | {"epoch": 2, "valid_loss": "7.0", "valid_nll_loss": "6.5", "valid_bleu": "9.5", "valid_num_updates": "120"}
+2026-01-01 | INFO | fairseq_cli.train | early stop since valid performance hasn't improved for last 4 runs
+2026-01-01 | INFO | train | {"epoch": 2, "train_num_updates": "120", "train_wall": "33"}
+"""
+
+
+def test_read_log_takes_the_json_records_and_the_latest_of_a_repeated_step(tmp_path):
+    path = tmp_path / "train.log"
+    path.write_text(LOG)
+    history = read_log(path)
+    assert [(p.epoch, p.updates, p.bleu) for p in history.valid] == [(1, 60, 3.2), (2, 120, 9.5)]
+    assert history.train_loss == [(50, 9.1), (100, 6.9)]
+    assert history.starts == 2 and history.last_update == 120 and history.last_epoch == 2
+    assert history.early_stopped and history.best_valid_bleu == 9.5 and history.train_seconds == 33.0
+
+
+def test_read_log_names_the_line_of_a_broken_record(tmp_path):
+    path = tmp_path / "train.log"
+    path.write_text('x | INFO | valid | {"epoch": 1, broken}\n')
+    with pytest.raises(ValueError, match=r"train.log:1: a valid record that is not JSON"):
+        read_log(path)
+
+
+# --- significance ----------------------------------------------------------------------------
+
+def test_paired_bootstrap_reproduces_sacrebleu_paired_bs():
+    from sacrebleu.metrics import BLEU
+    from sacrebleu.significance import PairedTest
+
+    references = [f"the cat number {i} sat on the mat near house {i % 7} ." for i in range(60)]
+    baseline = [r.replace("sat", "sits") if i % 3 else r for i, r in enumerate(references)]
+    system = [r.replace("mat", "rug") if i % 2 else r for i, r in enumerate(references)]
+    ours = paired_bootstrap([system], [baseline], references)
+    test = PairedTest([("baseline", baseline), ("system", system)], {"BLEU": BLEU()}, [references],
+                      test_type="bs", n_samples=1000)
+    _, scores = test()
+    theirs = scores["BLEU"][1]
+    assert ours.p_value == pytest.approx(theirs.p_value, abs=1e-4)
+    assert ours.system_bleu == pytest.approx(theirs.score, abs=0.01)
+    assert ours.ci_low < ours.delta < ours.ci_high
+
+
+def test_paired_bootstrap_of_identical_systems_finds_no_difference():
+    references = [f"sentence {i} is here ." for i in range(30)]
+    hypotheses = [r.replace("here", "there") if i % 4 else r for i, r in enumerate(references)]
+    result = paired_bootstrap([hypotheses, hypotheses], [hypotheses], references)
+    assert result.delta == 0 and result.ci_low == result.ci_high == 0 and result.p_value > 0.9
+    with pytest.raises(ValueError, match="has 29 lines for 30 references"):
+        paired_bootstrap([hypotheses[:-1]], [hypotheses], references)
+
+
+def test_mean_and_sd():
+    assert mean_and_sd([1.0]) == (1.0, None)
+    mean, sd = mean_and_sd([1.0, 2.0, 3.0])
+    assert mean == 2.0 and sd == pytest.approx(1.0)
+
+
+# --- upsampled training corpora --------------------------------------------------------------
+
+def test_copies_of_a_corpus_survive_deduplication(tmp_path):
+    (tmp_path / "a.de").write_text("ein Haus\nein Hund\nein Haus\n")
+    (tmp_path / "a.en").write_text("a house\na dog\na house\n")
+    (tmp_path / "g.de").write_text("die Katze\n")
+    (tmp_path / "g.en").write_text("the cat\n")
+    info = clean_train([TrainPart("main", tmp_path / "a.de", tmp_path / "a.en"),
+                        TrainPart("gold", tmp_path / "g.de", tmp_path / "g.en", 3)],
+                       tmp_path / "out.de", tmp_path / "out.en", source_lang="de", target_lang="en",
+                       config=CleanConfig())
+    assert (tmp_path / "out.en").read_text().splitlines() == ["a house", "a dog", "the cat", "the cat", "the cat"]
+    assert info["kept"] == 5 and info["dropped"] == {"duplicate": 1}
+
+
+# --- checkpoint averaging --------------------------------------------------------------------
+
+def test_average_checkpoints_is_the_parameter_mean(tmp_path):
+    import torch
+
+    for index, value in enumerate((1.0, 3.0)):
+        torch.save({"model": {"w": torch.full((2,), value), "steps": torch.tensor(index)},
+                    "optimizer_history": [{"num_updates": index}], "last_optimizer_state": {"big": 1}},
+                   tmp_path / f"checkpoint{index + 1}.pt")
+    output = experiment.average_checkpoints([tmp_path / "checkpoint1.pt", tmp_path / "checkpoint2.pt"],
+                                            tmp_path / "avg.pt")
+    state = torch.load(output, weights_only=False)
+    assert torch.equal(state["model"]["w"], torch.full((2,), 2.0))
+    assert state["model"]["steps"].item() == 0 and state["last_optimizer_state"] is None
+
+
+# --- real fairseq runs on the toy corpus -----------------------------------------------------
+
+@pytest.mark.slow
+def test_a_killed_training_resumes_and_reaches_the_same_update_count(tmp_path, toy_binarized):
+    """Kill fairseq-train mid-way (after its first epoch checkpoint), start the runner again:
+    it resumes from checkpoint_last.pt and stops at exactly max_update."""
+    spec = toy_spec(tmp_path, toy_binarized, max_update=240)
+    run = experiment.Run(spec, "softmax", 1)
+    code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+            "from test_runner import toy_spec; from mt_pipeline import experiment; "
+            "spec = toy_spec(Path(sys.argv[2]), Path(sys.argv[3]), max_update=240); "
+            "experiment.train_run(experiment.Run(spec, 'softmax', 1))")
+    process = subprocess.Popen([sys.executable, "-c", code, str(REPO_ROOT / "tests"), str(tmp_path), str(toy_binarized)],
+                               cwd=REPO_ROOT, start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    checkpoint = run.save_dir / "checkpoint_last.pt"
+    deadline = time.time() + 300
+    while not checkpoint.is_file() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    time.sleep(0.5)  # let the save finish
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    from mt_pipeline.training import checkpoint_updates
+
+    reached = checkpoint_updates(checkpoint)
+    assert reached is not None and 0 < reached < 240, "the kill must land mid-way"
+    assert not (run.save_dir / "train.done.json").exists()
+    messages = []
+    record = experiment.train_run(run, log=messages.append)
+    assert any("resuming from checkpoint_last.pt" in m for m in messages)
+    assert record["updates"] == 240 and checkpoint_updates(checkpoint) == 240
+    history = read_log(run.save_dir / "train.log")
+    assert history.starts == 2 and history.last_update == 240
+    # asked again: reused, nothing trained
+    messages.clear()
+    assert experiment.train_run(run, log=messages.append)["updates"] == 240 and messages == []
+
+
+@pytest.mark.slow
+def test_changed_settings_never_re_report_old_outputs(tmp_path, toy_binarized, toy_corpus):
+    """300 -> 3000 updates in miniature: refused by default; with rerun, every step runs again.
+    A changed beam re-translates; an unchanged rerun does nothing."""
+    reference = tmp_path / "reference.txt"
+    reference.write_text((toy_corpus / "test.tgt").read_text())
+    spec = toy_spec(tmp_path, toy_binarized, max_update=20, generate_args=["--max-len-a", "0", "--max-len-b", "12"])
+    steps = []
+    experiment.run_experiment(spec, "first", log=steps.append)
+    first = json.loads((spec.out_dir / "softmax" / "seed1" / "test" / "bleu.json").read_text())
+    assert any("training" in s for s in steps) and any("translating" in s for s in steps)
+    summary = (spec.out_dir / "summary.md").read_text()
+    assert "| softmax | 1 |" in summary and "at most 20 updates" in summary
+
+    steps.clear()
+    experiment.run_experiment(spec, "same again", log=steps.append)
+    assert not any("training" in s or "translating" in s for s in steps)
+
+    longer = toy_spec(tmp_path, toy_binarized, max_update=40, generate_args=spec.generate_args)
+    with pytest.raises(StaleRunError, match="--max-update 20 -> 40"):
+        experiment.run_experiment(longer, "longer", log=steps.append)
+    assert json.loads((spec.out_dir / "softmax" / "seed1" / "train.json").read_text())["updates"] == 20
+
+    longer.on_change = "rerun"
+    steps.clear()
+    experiment.run_experiment(longer, "longer", log=steps.append)
+    record = json.loads((spec.out_dir / "softmax" / "seed1" / "train.json").read_text())
+    assert record["updates"] == 40 and any("translating" in s for s in steps)
+    assert "at most 40 updates" in (spec.out_dir / "summary.md").read_text()
+    second = json.loads((spec.out_dir / "softmax" / "seed1" / "test" / "bleu.json").read_text())
+    assert second["hypotheses"] == first["hypotheses"]  # same file, rewritten from the new model
+
+    wider = toy_spec(tmp_path, toy_binarized, max_update=40, generate_args=spec.generate_args, beam=2)
+    steps.clear()
+    experiment.run_experiment(wider, "beam 2", log=steps.append)
+    assert not any("training" in s for s in steps) and any("translating test (beam 2" in s for s in steps)
+    assert json.loads((spec.out_dir / "softmax" / "seed1" / "test" / "bleu.json").read_text())["beam"] == 2
+
