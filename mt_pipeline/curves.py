@@ -132,7 +132,10 @@ def plot_curves(runs: Dict[str, Sequence[History]], path: Path, title: str = "")
     bleu_axis.set(xlabel="updates", ylabel="validation BLEU (greedy, sacreBLEU)", title="validation BLEU")
     for axis in (loss_axis, bleu_axis):
         axis.grid(alpha=0.3)
-    bleu_axis.legend(fontsize=8)
+    if not any(p.bleu is not None for histories in runs.values() for h in histories for p in h.valid):
+        bleu_axis.text(0.5, 0.5, "validation BLEU not computed\n(runs without --eval-bleu)", ha="center", va="center",
+                       transform=bleu_axis.transAxes, color="grey")
+    loss_axis.legend(fontsize=8)
     if title:
         figure.suptitle(title)
     figure.tight_layout()

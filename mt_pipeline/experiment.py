@@ -31,7 +31,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from alignment_eval.io import atomic_write_text
 
@@ -63,6 +63,15 @@ class TestSet:
 
 
 @dataclass
+class AlignerTraining:
+    """What the statistical aligners are trained on besides the gold set's own text."""
+
+    label: str  # shown in the report, e.g. "gold text + Multi30k train (29,508 pairs)"
+    extra_source: Optional[Path] = None  # tokenised, one sentence a line
+    extra_target: Optional[Path] = None
+
+
+@dataclass
 class ExperimentSpec:
     """What to run: the data, the variants and seeds, the shared architecture and stopping rule."""
 
@@ -73,6 +82,7 @@ class ExperimentSpec:
     out_dir: Path
     variants: Sequence[str] = ("softmax", "rela")
     seeds: Sequence[int] = (1,)
+    seed_plan: Mapping[str, Sequence[int]] = field(default_factory=dict)  # per-variant seeds, overriding ``seeds``
     arch: str = "sparse_transformer_tiny"
     arch_args: Sequence[str] = ()
     train_args: Sequence[str] = ()
@@ -87,6 +97,7 @@ class ExperimentSpec:
     post_process: str = "sentencepiece"  # fairseq-generate --post-process: pieces -> detokenised text
     checkpoint_root: Path = Path("checkpoints")  # kept out of out_dir, which may be committed
     on_change: str = "refuse"  # what to do with a checkpoint folder trained with other settings
+    aligner_training: Sequence[AlignerTraining] = ()  # fast_align/eflomal baselines on the gold set
     notes: List[str] = field(default_factory=list)
 
     def __post_init__(self):
@@ -306,18 +317,55 @@ def evaluate_run(run: Run, log: Callable[[str], None] = print) -> None:
                                       "argmax", "nonzero", "--out-dir", attention_dir], run.out / "eval.log"))
 
 
+def aligner_baselines(spec: ExperimentSpec, log: Callable[[str], None] = print) -> Optional[dict]:
+    """fast_align and eflomal (grow-diag-final-and) on the gold set, once per ``spec.aligner_training``.
+
+    Writes OUT/baselines/<n>/baseline.json (alignment-eval baseline) and OUT/baselines/summary.json:
+    ``{"<aligner> (<label>)": {"aer": ..., "trained_on": label}}``.
+    """
+    if spec.gold is None or not spec.aligner_training:
+        return None
+    gold = spec.gold
+    summary = {}
+    for index, training in enumerate(spec.aligner_training, 1):
+        folder = spec.out_dir / "baselines" / str(index)
+        extra = []
+        inputs = {"text": sha256_file(gold.text), "gold": sha256_file(gold.alignment)}
+        if training.extra_source is not None:
+            extra = ["--extra-src", training.extra_source, "--extra-tgt", training.extra_target]
+            inputs.update(extra_source=sha256_file(training.extra_source), extra_target=sha256_file(training.extra_target))
+
+        def align(folder=folder, extra=extra, training=training):
+            log(f"[aligners] fast_align and eflomal on {training.label}")
+            _run([BIN / "alignment-eval", "baseline", "--text", gold.text, "--gold", gold.alignment,
+                  *(["--gold-one-based"] if gold.one_based else []), *extra, "--out-dir", folder],
+                 folder / "baseline.log")
+
+        run_step("aligner baselines", folder / "baseline.done.json", params={"label": training.label}, inputs=inputs,
+                 outputs=[folder / "baseline.json"], action=align)
+        report = json.loads((folder / "baseline.json").read_text(encoding="utf-8"))
+        for name, entry in report["aligners"].items():
+            summary[f"{name} ({training.label})"] = {"aer": entry["results"]["gdfa"]["aer"], "trained_on": training.label,
+                                                    "training_pairs": entry["training_sentences"]}
+    atomic_write_text(spec.out_dir / "baselines" / "summary.json", json.dumps(summary, indent=1) + "\n")
+    return summary
+
+
 def runs_of(spec: ExperimentSpec) -> List[Run]:
-    return [Run(spec, variant, seed) for variant in spec.variants for seed in spec.seeds]
+    return [Run(spec, variant, seed) for variant in spec.variants for seed in spec.seed_plan.get(variant, spec.seeds)]
 
 
 def run_experiment(spec: ExperimentSpec, command: str, log: Callable[[str], None] = print, *,
-                   train_only: bool = False, jobs: int = 1) -> List[Run]:
+                   train_only: bool = False, jobs: int = 1, finished_only: bool = False) -> List[Run]:
     """Train, evaluate and summarise every (variant, seed); resumes wherever a previous call stopped.
 
     ``jobs`` > 1 trains that many runs at a time (each fairseq-train on one thread).
+    ``finished_only`` evaluates and reports the runs whose training has finished, and trains nothing.
     """
     spec.out_dir.mkdir(parents=True, exist_ok=True)
     runs = runs_of(spec)
+    if finished_only:  # report what is done; unfinished runs are listed as pending, never trained here
+        runs = [run for run in runs if training_run(run).done() is not None]
     if jobs > 1:  # training runs side by side, one thread each (the subprocess environment's default)
         from concurrent.futures import ThreadPoolExecutor
 
@@ -331,18 +379,32 @@ def run_experiment(spec: ExperimentSpec, command: str, log: Callable[[str], None
     if not train_only:
         from .summary import write_summary
 
+        aligner_baselines(spec, log)
         write_summary(spec, command, log)
     return runs
 
 
-def interpret_battery(checkpoint: Path, data_bin: Path, spm_model: Path, text: Path, out_dir: Path, *,
-                      max_sentences: int = 200, lambdas: Sequence[str] = ("0.1", "1"), steps: int = 100,
-                      projections: int = 16, log_file: Optional[Path] = None) -> dict:
-    """``alignment-eval interpret all`` (uniform, importance, coindex, adversarial) on one checkpoint."""
-    if not (out_dir / "interpret.json").exists():
-        _run([BIN / "alignment-eval", "interpret", "all", "--checkpoint", checkpoint, "--data-dir", data_bin,
-              "--spm", spm_model, "--text", text, "--max-sentences", str(max_sentences),
-              "--lambdas", *lambdas, "--steps", str(steps), "--projections", str(projections),
-              "--out-dir", out_dir],
-             log_file or out_dir.parent / "interpret.log")
-    return json.loads((out_dir / "interpret.json").read_text())
+def interpret_battery(run: Run, text: Path, *, seed_runs: Sequence[Run] = (), max_sentences: int = 60,
+                      lambdas: Sequence[str] = ("0.1", "1"), steps: int = 100, projections: int = 16) -> Path:
+    """``alignment-eval interpret all`` on a run's chosen checkpoint -> OUT/<variant>/seed<N>/interpret/.
+
+    uniform, importance, coindex and adversarial; plus the seeds test (Wiegreffe & Pinter 2019)
+    over ``seed_runs`` when there are at least two. Keyed, like every step, by the checkpoints'
+    hashes and the settings: other checkpoints or settings run it again.
+    """
+    spec = run.spec
+    checkpoint = chosen_checkpoint(run)
+    seed_checkpoints = [chosen_checkpoint(r) for r in seed_runs] if len(seed_runs) >= 2 else []
+    out_dir = run.out / "interpret"
+    command = [BIN / "alignment-eval", "interpret", "all", "--checkpoint", checkpoint, "--data-dir", spec.data_bin,
+               "--spm", spec.spm_model, "--text", text, "--max-sentences", str(max_sentences),
+               "--lambdas", *lambdas, "--steps", str(steps), "--projections", str(projections), "--out-dir", out_dir]
+    if seed_checkpoints:
+        command += ["--checkpoints", *seed_checkpoints]
+    settings = {"max_sentences": max_sentences, "lambdas": list(lambdas), "steps": steps, "projections": projections}
+    inputs = {"checkpoint": sha256_file(checkpoint), "seeds": [sha256_file(c) for c in seed_checkpoints],
+              "text": sha256_file(text)}
+    run_step("interpret", out_dir / "interpret.done.json", params=settings, inputs=inputs,
+             outputs=[out_dir / "interpret.json", out_dir / "interpret.md"],
+             action=lambda: _run(command, run.out / "interpret.log"))
+    return out_dir / "interpret.md"

@@ -23,7 +23,7 @@ from typing import Optional, Sequence
 from alignment_eval.io import atomic_write_text
 
 from .errors import PipelineError
-from .experiment import ExperimentSpec, GoldSet, TestSet, run_experiment
+from .experiment import AlignerTraining, ExperimentSpec, GoldSet, TestSet, run_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -78,6 +78,8 @@ def demo_spec(args) -> ExperimentSpec:
 
 
 MULTI30K_TESTS = (("test2016", "test_2016_flickr"), ("test2017", "test_2017_flickr"), ("mscoco2017", "test_2017_mscoco"))
+# three seeds where the verdicts need them (the reference, ReLA, the sparse normaliser of the ordering), one elsewhere
+MULTI30K_SEEDS = {"softmax": (1, 2, 3), "rela": (1, 2, 3), "entmax15": (1, 2, 3)}
 GOLD_COPIES = 4  # the RWTH De-En text (508 pairs) is upsampled 4x into the Multi30k training data
 
 
@@ -114,10 +116,14 @@ def multi30k_spec(args) -> ExperimentSpec:
     for index, (name, _) in enumerate(MULTI30K_TESTS[1:], 1):
         reference = add_test_set(prepared, f"test{index}", files[f"{name}.de"], files[f"{name}.en"])
         test_sets[name] = TestSet(f"test{index}", reference)
+    tokenised = [_moses_tokenised(files[f"train.{lang}"], work / f"train.tok.{lang}", lang) for lang in ("de", "en")]
+    aligners = [AlignerTraining("the gold text only (508 pairs)"),
+                AlignerTraining("the gold text + Multi30k train, Moses-tokenised (29,508 pairs)", *tokenised)]
     return ExperimentSpec(
-        name="multi30k-de-en", data_bin=prepared.data_bin, spm_model=prepared.spm_model, test_sets=test_sets,
+        name="multi30k-de-en", aligner_training=aligners, data_bin=prepared.data_bin, spm_model=prepared.spm_model, test_sets=test_sets,
         out_dir=Path(args.out or "results/multi30k-de-en"),
-        variants=args.variants or ALL_VARIANTS, seeds=args.seeds or (1,), arch="sparse_transformer_tiny",
+        variants=args.variants or ALL_VARIANTS, seeds=args.seeds or (1,),
+        seed_plan={} if args.seeds else MULTI30K_SEEDS, arch="sparse_transformer_tiny",
         # d_model 128, FFN 512, 3+3 layers, 4 heads: ~2.6M parameters, about an hour per run on one CPU core
         arch_args=["--share-all-embeddings", "--encoder-embed-dim", "128", "--decoder-embed-dim", "128",
                    "--encoder-ffn-embed-dim", "512", "--decoder-ffn-embed-dim", "512",
@@ -137,6 +143,18 @@ def multi30k_spec(args) -> ExperimentSpec:
     )
 
 
+def _moses_tokenised(source: Path, destination: Path, lang: str) -> Path:
+    """Moses tokenisation (sacremoses, no escaping) for the statistical aligners, written once, atomically."""
+    if not destination.exists():
+        from sacremoses import MosesTokenizer
+
+        tokenizer = MosesTokenizer(lang=lang)
+        lines = source.read_text(encoding="utf-8").splitlines()
+        atomic_write_text(destination, "".join(tokenizer.tokenize(line, escape=False, return_str=True) + "\n"
+                                               for line in lines))
+    return destination
+
+
 def _split_parallel_text(text: Path, source: Path, target: Path) -> tuple[Path, Path]:
     """'src ||| tgt' lines -> two files (the gold set's tokens as they are), written atomically."""
     from alignment_eval.io import read_parallel_text
@@ -151,14 +169,15 @@ PRESETS = {"demo": demo_spec, "multi30k": multi30k_spec}
 
 
 def interpret_multi30k(args) -> Path:
-    """The interpretability battery on every trained Multi30k variant (after ``multi30k``).
+    """The interpretability battery on every finished Multi30k variant (after ``multi30k``).
 
-    Teacher-forced on the first ``--interpret-sentences`` pairs of the Multi30k test set
-    (in domain); writes results/multi30k-de-en/<variant>/interpret/ and one combined
-    results/multi30k-de-en/interpret.md.
+    Teacher-forced on the first ``--interpret-sentences`` pairs of test_2016_flickr (in domain),
+    with each variant's first seed; the seeds test uses all of its finished seeds (two or more).
+    Writes results/multi30k-de-en/<variant>/seed<N>/interpret/ and results/multi30k-de-en/interpret.md.
     """
-    from .experiment import interpret_battery
+    from .experiment import interpret_battery, runs_of
     from .prepare import PreparedData
+    from .training import DONE_FILE
 
     spec = multi30k_spec(args)
     prepared = PreparedData.load(spec.data_bin)
@@ -166,22 +185,24 @@ def interpret_multi30k(args) -> Path:
     targets = prepared.test_reference.read_text(encoding="utf-8").splitlines()
     text = spec.out_dir / "interpret-text.de-en"
     atomic_write_text(text, "".join(f"{s.strip()} ||| {t.strip()}\n" for s, t in zip(sources, targets)))
-    sections = [f"# Interpretability battery: {spec.name}", "",
-                f"Command: `{shlex.join(['python', '-m', 'mt_pipeline.runs', 'interpret-multi30k'])}`", "",
-                f"Text: the first {args.interpret_sentences} pairs of Multi30k test_2016_flickr (teacher forcing); "
-                "adversarial fine-tuning: 100 steps per lambda; co-index attribution estimated with 16 random projections. Per-variant details, figures and JSON in "
-                "`<variant>/interpret/`.", ""]
+    command = shlex.join(["python", "-m", "mt_pipeline.runs", "interpret-multi30k", *sys.argv[2:]])
+    sections = [f"# Interpretability battery: {spec.name}", "", f"Command: `{command}`", "",
+                f"Text: the first {args.interpret_sentences} pairs of Multi30k test_2016_flickr (teacher forcing), "
+                f"with each variant's {spec.checkpoint} checkpoint of its first finished seed; adversarial fine-tuning: "
+                "100 steps per lambda; co-index attribution estimated with 16 random projections; the seeds test "
+                "compares every pair of the variant's finished seeds (only for variants with two or more). "
+                "Per-variant details, figures and JSON in `<variant>/seed<N>/interpret/`.", ""]
     for variant in spec.variants:
-        checkpoint = spec.checkpoint_root / spec.name / variant / "checkpoint_last.pt"
-        if not checkpoint.is_file():
+        finished = [r for r in runs_of(spec) if r.variant == variant and (r.save_dir / DONE_FILE).is_file()]
+        if not finished:
             sections += [f"## {variant}", "", "not trained yet", ""]
             continue
-        print(f"[{variant}] interpretability battery", flush=True)
-        out = spec.out_dir / variant / "interpret"
-        interpret_battery(checkpoint, spec.data_bin, spec.spm_model, text, out,
-                          max_sentences=args.interpret_sentences)
-        body = (out / "interpret.md").read_text(encoding="utf-8")
-        sections += [f"## {variant}", "", body.split("\n", 1)[1] if body.startswith("# ") else body, ""]
+        print(f"[{variant}] interpretability battery ({len(finished)} seed(s))", flush=True)
+        report = interpret_battery(finished[0], text, seed_runs=finished, max_sentences=args.interpret_sentences)
+        body = report.read_text(encoding="utf-8")
+        seeds_note = "" if len(finished) >= 2 else "\n\nSeeds test: not run (one finished seed).\n"
+        sections += [f"## {variant} (seed {finished[0].seed}; seeds {', '.join(str(r.seed) for r in finished)})", "",
+                     (body.split("\n", 1)[1] if body.startswith("# ") else body) + seeds_note, ""]
     report = spec.out_dir / "interpret.md"
     atomic_write_text(report, "\n".join(sections))
     return report
@@ -193,7 +214,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--interpret-sentences", type=int, default=60)
     parser.add_argument("--max-len-b", type=int, help="cap translations at N tokens (smoke runs of barely trained models)")
     parser.add_argument("--variants", nargs="+", choices=ALL_VARIANTS)
-    parser.add_argument("--seeds", nargs="+", type=int, help="train every variant once per seed (default: 1)")
+    parser.add_argument("--seeds", nargs="+", type=int,
+                        help="train every variant once per seed (default: 1; multi30k: 1 2 3 for softmax, rela, "
+                             "entmax15 and 1 for the others)")
     parser.add_argument("--max-update", type=int, help="training updates per variant (preset default otherwise)")
     parser.add_argument("--checkpoint", help="evaluate this checkpoint: best (validation BLEU), last, average-last-N "
                         "(preset default otherwise)")
@@ -202,6 +225,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--on-change", choices=("refuse", "rerun"), default="refuse",
                         help="a checkpoint folder trained with other settings: refuse (default), or keep it aside and train again")
     parser.add_argument("--train-only", action="store_true", help="train (or resume) the runs, evaluate nothing")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="evaluate and report only the runs whose training has finished (the rest are listed as pending)")
     parser.add_argument("--jobs", type=int, default=None,
                         help="training runs at a time, one thread each (default: 2 for demo, 1 otherwise)")
     parser.add_argument("--out", help="results folder (default results/<preset>)")
@@ -217,7 +242,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         spec = PRESETS[args.preset](args)
         if args.max_len_b is not None:
             spec.generate_args = ["--max-len-a", "0", "--max-len-b", str(args.max_len_b)]
-        runs = run_experiment(spec, command, log=lambda message: print(message, flush=True), train_only=args.train_only,
+        runs = run_experiment(spec, command, log=lambda message: print(message, flush=True), train_only=args.train_only, finished_only=args.finished_only,
                               jobs=args.jobs or (2 if args.preset == "demo" else 1))
     except Exception as exc:  # noqa: BLE001 - one clear line for the user, the log has the details
         from .errors import PipelineError

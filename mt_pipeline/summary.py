@@ -45,21 +45,48 @@ def _json(path: Path) -> Optional[dict]:
 
 
 def collect(spec) -> List[RunResult]:
-    """Every (variant, seed) of ``spec`` with what its folder holds now."""
-    from .experiment import runs_of
+    """Every (variant, seed) of ``spec`` with the outputs that belong to its current model.
+
+    An output counts only when its step marker names this run's training fingerprint and the
+    hash of the checkpoint it is evaluated with now; anything else (a committed folder whose
+    checkpoints are not here, a run trained with other settings) is left out, and the run
+    is listed as not finished.
+    """
+    from .experiment import chosen_checkpoint, runs_of, training_run
+    from .files import sha256_file
+    from .steps import read_marker
 
     results = []
     for run in runs_of(spec):
-        result = RunResult(run.variant, run.seed, run.out, train=_json(run.out / "train.json"))
-        for name in spec.test_sets:
-            scores = _json(run.out / name / "bleu.json")
-            if scores is not None and (run.out / name / "bleu.done.json").is_file():
-                result.bleu[name] = scores
-        if (run.out / "attention" / "stats.done.json").is_file():
-            result.stats = _json(run.out / "attention" / "stats.json")
-        if (run.out / "attention" / "aer.done.json").is_file():
-            result.aer = _json(run.out / "attention" / "aer.json")
+        result = RunResult(run.variant, run.seed, run.out)
         results.append(result)
+        job = training_run(run)
+        record = _json(run.out / "train.json")
+        if job.done() is None or not record or record.get("fingerprint") != job.fingerprint:
+            continue
+        result.train = record
+        try:
+            model = {"training": job.fingerprint, "checkpoint": spec.checkpoint,
+                     "checkpoint_sha256": sha256_file(chosen_checkpoint(run))}
+        except Exception:  # noqa: BLE001 - no checkpoint to evaluate: nothing after training counts
+            continue
+
+        def current(marker: Path, expected: dict) -> bool:
+            content = read_marker(marker)
+            return content is not None and all(content["inputs"].get(k) == v for k, v in expected.items())
+
+        for name in spec.test_sets:
+            folder = run.out / name
+            translated = read_marker(folder / "translate.done.json")
+            if translated is None or not current(folder / "translate.done.json", model):
+                continue
+            if current(folder / "bleu.done.json", {"translation": translated["fingerprint"]}):
+                result.bleu[name] = _json(folder / "bleu.json")
+        attention = run.out / "attention"
+        if current(attention / "stats.done.json", model):
+            result.stats = _json(attention / "stats.json")
+        if current(attention / "aer.done.json", model):
+            result.aer = _json(attention / "aer.json")
     return results
 
 

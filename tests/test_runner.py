@@ -257,3 +257,12 @@ def test_changed_settings_never_re_report_old_outputs(tmp_path, toy_binarized, t
     assert not any("training" in s for s in steps) and any("translating test (beam 2" in s for s in steps)
     assert json.loads((spec.out_dir / "softmax" / "seed1" / "test" / "bleu.json").read_text())["beam"] == 2
 
+
+    # a clean clone: committed outputs, no checkpoints -> nothing is reported as this run's result
+    os.replace(spec.checkpoint_root, tmp_path / "elsewhere")
+    steps.clear()
+    experiment.run_experiment(wider, "finished only", log=steps.append, finished_only=True)
+    data = json.loads((spec.out_dir / "summary.json").read_text())
+    assert data["pending"] == ["softmax seed 1"] and data["rows"][0]["bleu.test"] == [None, None]
+    assert "**Not finished yet (not in the table):** softmax seed 1" in (spec.out_dir / "summary.md").read_text()
+    assert not any("training" in s for s in steps)
