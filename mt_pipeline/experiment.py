@@ -321,12 +321,12 @@ def aligner_baselines(spec: ExperimentSpec, log: Callable[[str], None] = print) 
     """fast_align and eflomal (grow-diag-final-and) on the gold set, once per ``spec.aligner_training``.
 
     Writes OUT/baselines/<n>/baseline.json (alignment-eval baseline) and OUT/baselines/summary.json:
-    ``{"<aligner> (<label>)": {"aer": ..., "trained_on": label}}``.
+    ``[{"aligner": ..., "aer": ..., "trained_on": label, "training_pairs": ...}, ...]``.
     """
     if spec.gold is None or not spec.aligner_training:
         return None
     gold = spec.gold
-    summary = {}
+    summary = []
     for index, training in enumerate(spec.aligner_training, 1):
         folder = spec.out_dir / "baselines" / str(index)
         extra = []
@@ -345,8 +345,8 @@ def aligner_baselines(spec: ExperimentSpec, log: Callable[[str], None] = print) 
                  outputs=[folder / "baseline.json"], action=align)
         report = json.loads((folder / "baseline.json").read_text(encoding="utf-8"))
         for name, entry in report["aligners"].items():
-            summary[f"{name} ({training.label})"] = {"aer": entry["results"]["gdfa"]["aer"], "trained_on": training.label,
-                                                    "training_pairs": entry["training_sentences"]}
+            summary.append({"aligner": name, "aer": entry["results"]["gdfa"]["aer"], "trained_on": training.label,
+                            "training_pairs": entry["training_sentences"]})
     atomic_write_text(spec.out_dir / "baselines" / "summary.json", json.dumps(summary, indent=1) + "\n")
     return summary
 

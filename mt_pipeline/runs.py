@@ -139,6 +139,11 @@ def multi30k_spec(args) -> ExperimentSpec:
             "Validation: Multi30k val (1,014 pairs). Tests: test_2016_flickr (1,000, main), test_2017_flickr "
             "(1,000), test_2017_mscoco (461); none of them is seen in training.",
             "AER: RWTH De-En gold (508 sentences, 1-based, sure + possible), on text the models were trained on.",
+            "ReLA as in the authors' code (bzhangGo/zero, modules/rela.py), checked step by step: queries scaled by "
+            "d_head^-1/2; masked keys score 0 (padded keys zeroed; future positions -inf, ReLU 0: the weights of "
+            "multiplicative masking); ReLU, no row normalisation; attention dropout on the weights (0 here, for every "
+            "variant); weights x V, heads concatenated; gated RMS norm over d_model (scale 1, gate U(+-sqrt(3/d)), "
+            "eps 1e-8); output projection; in all three sublayers.",
         ],
     )
 
@@ -242,7 +247,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         spec = PRESETS[args.preset](args)
         if args.max_len_b is not None:
             spec.generate_args = ["--max-len-a", "0", "--max-len-b", str(args.max_len_b)]
-        runs = run_experiment(spec, command, log=lambda message: print(message, flush=True), train_only=args.train_only, finished_only=args.finished_only,
+        run_experiment(spec, command, log=lambda message: print(message, flush=True), train_only=args.train_only, finished_only=args.finished_only,
                               jobs=args.jobs or (2 if args.preset == "demo" else 1))
     except Exception as exc:  # noqa: BLE001 - one clear line for the user, the log has the details
         from .errors import PipelineError
@@ -253,7 +258,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         raise
     if not args.train_only:
         print((spec.out_dir / "summary.md").read_text())
-    return 0 if runs else 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -158,7 +158,7 @@ def parity_verdict(row: dict) -> str:
             f"{test['ci_high']:+.2f}], p = {test['p_value']:.3f} ({test['system_seeds']} vs {test['baseline_seeds']} seeds)")
 
 
-def verdicts(rows: List[dict], baselines: Optional[dict]) -> List[str]:
+def verdicts(rows: List[dict], baselines: Optional[list]) -> List[str]:
     """One line each, with the numbers: parity, sparsity ordering, null rate, alignment, aligners."""
     by = {r["variant"]: r for r in rows}
     lines = []
@@ -201,8 +201,8 @@ def verdicts(rows: List[dict], baselines: Optional[dict]) -> List[str]:
         if best is not None:
             best_value = min(x for x in (best["aer.argmax.shift.best-head"][0], best["aer.argmax.normal.best-head"][0])
                              if x is not None)
-            aligners = "; ".join(f"{name} {entry['aer']:.3f} (trained on {entry['trained_on']})"
-                                 for name, entry in baselines.items())
+            aligners = "; ".join(f"{entry['aligner']} {entry['aer']:.3f} (trained on {entry['trained_on']})"
+                                 for entry in baselines)
             lines.append(f"**Attention vs statistical aligners.** best attention head: {best['variant']} "
                          f"{best_value:.3f}; {aligners}.")
     return lines
@@ -262,7 +262,7 @@ def write_summary(spec, command: str, log: Callable[[str], None] = print) -> Pat
     pending = [f"{r.variant} seed {r.seed}" for r in results if not r.complete]
     if pending:
         lines += [f"**Not finished yet (not in the table):** {', '.join(pending)}.", ""]
-    if rows:
+    if any(row["seeds"] for row in rows):
         lines += ["## Verdicts", ""] + [f"- {v}" for v in verdicts(rows, baselines)] + [""]
     tests = list(spec.test_sets)
     lines += ["## BLEU (sacreBLEU, mean ± sd over seeds)", "",
@@ -308,7 +308,7 @@ def write_summary(spec, command: str, log: Callable[[str], None] = print) -> Pat
     if baselines:
         lines += ["## Statistical aligners on the same gold set (grow-diag-final-and)", "",
                   "| aligner | AER | trained on |", "|---|---|---|"]
-        lines += [f"| {name} | {entry['aer']:.3f} | {entry['trained_on']} |" for name, entry in baselines.items()]
+        lines += [f"| {entry['aligner']} | {entry['aer']:.3f} | {entry['trained_on']} |" for entry in baselines]
         lines.append("")
     atomic_write_text(spec.out_dir / "summary.md", "\n".join(lines))
     atomic_write_text(spec.out_dir / "summary.json", json.dumps(

@@ -165,3 +165,36 @@ def test_prepare_end_to_end(tmp_path):
     assert again.stderr.count("already complete, skipped") == 4 and again.stdout.strip() == str(out)
     # Multi30k text must never reach the repository: everything stayed under tmp_path.
     assert not any(p.suffix == ".gz" for p in out.iterdir())
+
+
+@needs_shared
+def test_upsampled_extra_training_text_and_extra_test_sets(tmp_path):
+    """Multi30k + another corpus 3x (the runner's gold-text recipe), then a second test set binarized
+    with the same SentencePiece model and dictionaries as ``test1``."""
+    from mt_pipeline.clean import TrainPart
+    from mt_pipeline.prepare import add_test_set
+
+    newstest = SHARED_DATA / "wmt-newstest" / "en-de"
+    de = (newstest / "newstest2013.de").read_text(encoding="utf-8").splitlines()
+    en = (newstest / "newstest2013.en").read_text(encoding="utf-8").splitlines()
+    valid = (_write(tmp_path / "valid.de", de[:100]), _write(tmp_path / "valid.en", en[:100]))
+    extra = (_write(tmp_path / "extra.de", de[100:150]), _write(tmp_path / "extra.en", en[100:150]))
+    second = (_write(tmp_path / "second.de", de[150:180]), _write(tmp_path / "second.en", en[150:180]))
+    out = tmp_path / "bin"
+    prepared = prepare_corpus(
+        SHARED_DATA / "multi30k" / "train.de.gz", SHARED_DATA / "multi30k" / "train.en.gz", src_lang="de",
+        tgt_lang="en", valid_src=valid[0], valid_tgt=valid[1], test_src=valid[0], test_tgt=valid[1], out=out,
+        root=tmp_path / "work", spm_vocab=800, max_train_lines=1000,
+        extra_train=[TrainPart("extra", extra[0], extra[1], 3)])
+    info = json.loads(prepared.info_file.read_text())
+    assert info["counts"]["train"] > 1000 and info["counts"]["train"] - 150 <= 1000  # 50 pairs, 3 copies each
+    reference = add_test_set(prepared, "test1", second[0], second[1])
+    assert reference.read_text(encoding="utf-8") == second[1].read_text(encoding="utf-8")
+    for lang in ("de", "en"):
+        assert (out / f"test1.de-en.{lang}.bin").stat().st_size > 0
+    assert (out / "test1.de-en.de.idx").stat().st_size == (out / "test1.de-en.en.idx").stat().st_size
+    marker = (out / "test1.done.json").stat().st_mtime_ns
+    add_test_set(prepared, "test1", second[0], second[1])  # done: skipped
+    assert (out / "test1.done.json").stat().st_mtime_ns == marker
+    with pytest.raises(PipelineError, match="named test1, test2"):
+        add_test_set(prepared, "valid", second[0], second[1])
