@@ -11,7 +11,7 @@ TEST_WORKERS ?= 2
 
 export PYTHON VENV TORCH_SPEC FAIRSEQ_SPEC
 
-.PHONY: help setup test test-fast toy-data toy-train clean-toy demo results-multi30k \
+.PHONY: help setup test test-fast toy-data toy-train clean-toy demo results-multi30k results-multi30k-sweep \
         interpret-multi30k data train translate bleu align report bench bench-quick
 
 help:
@@ -94,6 +94,10 @@ demo:
 RESULTS_ARGS ?=
 results-multi30k:
 	$(BIN)/python -m mt_pipeline.runs multi30k --jobs 2 $(RESULTS_ARGS)
+
+# learning rate x warmup at a fixed budget (2,000 updates) for softmax and rela: 10 runs, ~2.5 h on 2 cores
+results-multi30k-sweep:
+	$(BIN)/python -m mt_pipeline.runs multi30k-sweep --jobs 2 $(RESULTS_ARGS)
 
 # interpretability battery (alignment-eval interpret all) on every variant trained by results-multi30k
 interpret-multi30k:
