@@ -283,6 +283,17 @@ def write_summary(spec, command: str, log: Callable[[str], None] = print) -> Pat
     lines += ["", f"BLEU signature: `{signature}`" if signature else "",
               f"Significance: `{test_signature}` (paired bootstrap of the seed-mean BLEU on {main_test}; "
               "p from sacreBLEU's test statistic)" if test_signature else "", ""]
+    finished = [r for r in results if r.complete]
+    if finished:
+        lines += ["## Runs", "", "| variant | seed | " + " | ".join(tests) + " | updates | epochs | best valid BLEU | "
+                  "training wall (h) | stopped by | device |", "|---" * (len(tests) + 8) + "|"]
+        for r in finished:
+            lines.append(f"| {r.variant} | {r.seed} | " + " | ".join(_fmt(r.bleu[t]["bleu"]) if t in r.bleu else "-"
+                                                                     for t in tests)
+                         + f" | {r.train['updates']} | {r.train['epochs']} | {_fmt(r.train.get('best_valid_bleu'))} | "
+                         f"{_fmt((r.train.get('train_seconds') or 0) / 3600)} | {r.train.get('stopped_by', '-')} | "
+                         f"{r.train.get('device', '-')} |")
+        lines.append("")
     if curves:
         lines += ["## Training curves", "", "![validation loss and BLEU against updates](curves.png)", ""]
     if any(r.stats for r in results):
