@@ -10,6 +10,13 @@
 3. ``batch_by_size`` with ``required_batch_size_multiple > 1`` can leave out
    sentences; at generation and validation every sentence must be seen, so
    batches are checked and rebuilt with multiple 1 when any index is missing.
+4. ``--patience`` keeps its count in process memory, so a resumed fairseq-train
+   starts counting again from the first validation after the restart (it can
+   train up to ``patience`` epochs longer than an uninterrupted run).  We keep
+   every validation score in ``SAVE_DIR/early_stopping.json`` (keyed by update
+   count; a repeated update after a resume replaces the old entry) and decide
+   from that history, so a killed and resumed run stops where an uninterrupted
+   one would.
 """
 
 from __future__ import annotations
@@ -147,8 +154,70 @@ def _complete_batches(function):
     return wrapper
 
 
+EARLY_STOPPING_FILE = "early_stopping.json"
+_validation_updates: Dict[str, int] = {}  # update count of the validation being judged (set by the wrapper)
+
+
+def validations_since_best(scores: "list[float]", maximize: bool) -> int:
+    """Validations after the last strict improvement (fairseq's ``num_runs``), for scores in update order."""
+    best, since = None, 0
+    for score in scores:
+        if best is None or (score > best if maximize else score < best):
+            best, since = score, 0
+        else:
+            since += 1
+    return since
+
+
+def _history_path(cfg) -> "Any":
+    from pathlib import Path
+
+    return Path(cfg.checkpoint.save_dir) / EARLY_STOPPING_FILE
+
+
+def _resumable_should_stop_early(cfg, valid_loss) -> bool:
+    """fairseq's ``should_stop_early`` decided from the run's whole validation history (fix 4)."""
+    import json
+    import os
+
+    if valid_loss is None or cfg.checkpoint.patience <= 0:
+        return False
+    path = _history_path(cfg)
+    history = json.loads(path.read_text()) if path.is_file() else {}
+    updates = _validation_updates.get("updates", 0)
+    scores = {int(k): v for k, v in history.get("scores", {}).items() if int(k) < updates}
+    scores[updates] = float(valid_loss)
+    maximize = bool(cfg.checkpoint.maximize_best_checkpoint_metric)
+    record = {"metric": cfg.checkpoint.best_checkpoint_metric, "maximize": maximize,
+              "scores": {str(k): scores[k] for k in sorted(scores)}}
+    temporary = path.with_name(path.name + ".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary.write_text(json.dumps(record, indent=1))
+    os.replace(temporary, path)
+    since = validations_since_best([scores[k] for k in sorted(scores)], maximize)
+    if since >= cfg.checkpoint.patience:
+        logging.getLogger("fairseq_cli.train").info(
+            "early stop since valid performance hasn't improved for last {} runs".format(cfg.checkpoint.patience))
+        return True
+    return False
+
+
+def _wrap_validate_and_save(function):
+    @functools.wraps(function)
+    def wrapper(cfg, trainer, *args, **kwargs):
+        _validation_updates["updates"] = trainer.get_num_updates()
+        return function(cfg, trainer, *args, **kwargs)
+
+    wrapper.__wrapped_by_fairseq_plugins__ = True
+    return wrapper
+
+
 def install() -> None:
     """Install the fixes once; safe to call repeatedly."""
+    train_cli = sys.modules.get("fairseq_cli.train")  # present when fairseq-train imported us (--user-dir)
+    if train_cli is not None and not getattr(train_cli.validate_and_save, "__wrapped_by_fairseq_plugins__", False):
+        train_cli.validate_and_save = _wrap_validate_and_save(train_cli.validate_and_save)
+        train_cli.should_stop_early = _resumable_should_stop_early
     for module, name, wrap in (
         (checkpoint_utils, "load_checkpoint_to_cpu", _wrap_loader),
         (checkpoint_utils, "load_ema_from_checkpoint", _wrap_loader),

@@ -78,8 +78,9 @@ def read_log(path: Path) -> History:
     except OSError as exc:
         raise LogError(f"{path}: cannot read the training log ({exc.strerror})") from None
     for number, line in enumerate(lines, 1):
-        if line.startswith("$ "):
+        if line.startswith("$ "):  # a start or resume: an earlier early stop was overridden (a longer rule)
             history.starts += 1
+            history.early_stopped = False
             continue
         if _EARLY_STOP in line:
             history.early_stopped = True

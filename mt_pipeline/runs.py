@@ -132,7 +132,7 @@ def multi30k_spec(args) -> ExperimentSpec:
                    "--encoder-ffn-embed-dim", "512", "--decoder-ffn-embed-dim", "512",
                    "--encoder-layers", "3", "--decoder-layers", "3"],
         train_args=["--lr", "0.002", "--warmup-updates", "150", "--max-tokens", "4096", "--dropout", "0.2"],
-        max_update=args.max_update or 8000, patience=4, valid_bleu=True, keep_last_epochs=5,
+        max_update=args.max_update or 8000, patience=8, valid_bleu=True, keep_last_epochs=5,
         checkpoint=args.checkpoint or "best", gold=gold, beam=4,
         checkpoint_root=Path(args.checkpoint_root), on_change=args.on_change,
         notes=[

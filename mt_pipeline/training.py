@@ -7,13 +7,20 @@ A run lives in its checkpoint folder::
     SAVE_DIR/train.done.json   written last, when fairseq-train exits 0: updates, epochs, why it stopped
     SAVE_DIR/checkpoint_*.pt   fairseq's own checkpoints (best by validation BLEU, last, last epochs)
 
-The fingerprint covers everything that decides the model: the whole fairseq-train
-command (architecture, every option, updates, seed, patience) with paths replaced by
-names, and the content of the binarized data. Asked again with the same fingerprint,
-a finished run is reused and an interrupted one resumes from ``checkpoint_last.pt``
-(fairseq's own resume: at most one save interval is lost). Asked with other settings,
-the run is refused with the differences named, or with ``on_change="rerun"`` the old
-folder is kept aside (renamed, nothing deleted) and training starts again.
+The fingerprint covers everything that decides the model's trajectory: the whole
+fairseq-train command (architecture, every option, seed) with paths replaced by names,
+and the content of the binarized data. Asked again with the same fingerprint, a finished
+run is reused and an interrupted one resumes from ``checkpoint_last.pt`` (fairseq's own
+resume: at most one save interval is lost; the plugin keeps ``--patience`` exact across
+resumes). Asked with other settings, the run is refused with the differences named, or
+with ``on_change="rerun"`` the old folder is kept aside (renamed, nothing deleted) and
+training starts again.
+
+The stopping rule (``--max-update``, ``--patience``) is not part of the trajectory when
+the learning-rate schedule does not depend on it (inverse_sqrt, fixed): a finished run
+asked to stop later continues from ``checkpoint_last.pt``, which gives the model an
+uninterrupted run with the new rule would have (fairseq seeds dropout per update and the
+data order per epoch). Asked to stop earlier than where it already is, it is refused.
 """
 
 from __future__ import annotations
@@ -36,6 +43,8 @@ from .errors import PipelineError
 TRAIN_CODE_VERSION = 1
 RUN_FILE, LOG_FILE, DONE_FILE = "run.json", "train.log", "train.done.json"
 ON_CHANGE = ("refuse", "rerun")
+STOPPING_OPTIONS = ("--max-update", "--patience")
+BUDGET_FREE_SCHEDULES = ("inverse_sqrt", "fixed")  # schedules whose learning rate ignores --max-update
 
 
 class StaleRunError(PipelineError):
@@ -91,18 +100,63 @@ def describe_differences(old: Sequence[str], new: Sequence[str]) -> str:
     return "; ".join(changes) or "same options, other data or code version"
 
 
+def split_stopping(identity: Sequence[str]) -> tuple[List[str], Dict[str, str]]:
+    """(trajectory command, stopping rule): the stopping options move out when the schedule ignores them."""
+    found = options(identity)
+    if found.get("--lr-scheduler") not in BUDGET_FREE_SCHEDULES:
+        return list(identity), {}
+    trajectory, stopping, index = [], {}, 0
+    while index < len(identity):
+        if identity[index] in STOPPING_OPTIONS and index + 1 < len(identity):
+            stopping[identity[index]] = identity[index + 1]
+            index += 2
+        else:
+            trajectory.append(identity[index])
+            index += 1
+    return trajectory, stopping
+
+
+def stop_point(valid: Sequence, stopping: Dict[str, str], maximize: bool = True) -> Optional[int]:
+    """Update count at which ``stopping`` ends a run whose validations were ``valid`` (ValidPoint, in order),
+    or None when the rule would not have stopped it within them (patience on BLEU, as the plugin decides)."""
+    max_update = int(stopping.get("--max-update", 0)) or None
+    patience = int(stopping.get("--patience", 0))
+    best, since = None, 0
+    for point in valid:
+        if max_update is not None and point.updates >= max_update:
+            return max_update
+        score = point.bleu
+        if score is None:
+            continue
+        if best is None or (score > best if maximize else score < best):
+            best, since = score, 0
+        else:
+            since += 1
+        if patience > 0 and since >= patience:
+            return point.updates
+    return None
+
+
 @dataclass
 class TrainingRun:
     """Where a run lives and how it was asked for."""
 
     save_dir: Path
     command: List[str]          # the real fairseq-train command
-    identity: List[str]         # the normalised command the fingerprint is made of
+    identity: List[str]         # the normalised command: trajectory + stopping rule
     data: str                   # data_fingerprint of the data-bin
 
     @property
+    def trajectory(self) -> List[str]:
+        return split_stopping(self.identity)[0]
+
+    @property
+    def stopping(self) -> Dict[str, str]:
+        return split_stopping(self.identity)[1]
+
+    @property
     def fingerprint(self) -> str:
-        text = json.dumps({"code": TRAIN_CODE_VERSION, "command": self.identity, "data": self.data}, sort_keys=True)
+        text = json.dumps({"code": TRAIN_CODE_VERSION, "command": self.trajectory, "data": self.data}, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()
 
     @property
@@ -119,18 +173,29 @@ class TrainingRun:
         if not path.is_file():
             return None
         record = json.loads(path.read_text(encoding="utf-8"))
-        return record if record.get("fingerprint") == self.fingerprint else None
+        same = record.get("fingerprint") == self.fingerprint and record.get("stopping", {}) == self.stopping
+        return record if same else None
 
 
 def _has_checkpoints(folder: Path) -> bool:
     return folder.is_dir() and any(folder.glob("checkpoint*.pt"))
 
 
+def _claim(run: TrainingRun) -> None:
+    run.save_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.save_dir / RUN_FILE, json.dumps(
+        {"fingerprint": run.fingerprint, "code": TRAIN_CODE_VERSION, "identity": run.identity,
+         "stopping": run.stopping, "data": run.data, "command": shlex.join(run.command),
+         "created": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1) + "\n")
+
+
 def check_or_claim(run: TrainingRun, on_change: str = "refuse", log: Callable[[str], None] = print) -> str:
     """Make ``run.save_dir`` belong to ``run``: 'new', 'resume', 'done', or raise StaleRunError.
 
-    A folder made with other settings is refused (naming the differences), or with
-    ``on_change='rerun'`` renamed to ``<folder>.superseded-<time>`` and started afresh.
+    A folder made with another trajectory (or stopped later than the new rule allows) is
+    refused, naming the differences, or with ``on_change='rerun'`` renamed to
+    ``<folder>.superseded-<time>`` and started afresh. Same trajectory, stopping rule
+    changed and not yet met: 'resume' (training continues from checkpoint_last.pt).
     """
     if on_change not in ON_CHANGE:
         raise PipelineError(f"on_change must be one of {', '.join(ON_CHANGE)}, not {on_change!r}")
@@ -139,21 +204,39 @@ def check_or_claim(run: TrainingRun, on_change: str = "refuse", log: Callable[[s
     if record is not None and record.get("fingerprint") == run.fingerprint:
         if run.done() is not None:
             return "done"
-        return "resume" if _has_checkpoints(folder) else "new"
-    if record is not None or _has_checkpoints(folder):
+        if not _has_checkpoints(folder):
+            _claim(run)
+            return "new"
+        old_stopping = record.get("stopping", {})
+        if old_stopping == run.stopping:
+            return "resume"
+        from .curves import read_log
+
+        history = read_log(run.log_file) if run.log_file.is_file() else None
+        reached = history.last_update if history else 0
+        stop = stop_point(history.valid, run.stopping) if history else None
+        change = describe_differences(["x", *sum(([k, v] for k, v in old_stopping.items()), [])],
+                                      ["x", *sum(([k, v] for k, v in run.stopping.items()), [])])
+        if stop is None or stop >= reached:
+            (folder / DONE_FILE).unlink(missing_ok=True)
+            _claim(run)
+            log(f"{folder}: stopping rule changed ({change}); not met at update {reached}: training continues")
+            return "resume"
+        why = f"the new stopping rule ({change}) stops at update {stop}, but the run is at {reached}"
+    elif record is not None or _has_checkpoints(folder):
         why = (describe_differences(record["identity"], run.identity) if record is not None
                else "no run.json records how its checkpoints were made")
-        if on_change == "refuse":
-            raise StaleRunError(
-                f"{folder} holds a run with other settings ({why}); its outputs will not be reported as this "
-                "run's. Pass --on-change rerun to keep it aside and train again, or use another --checkpoint-root")
-        kept = folder.with_name(f"{folder.name}.superseded-{time.strftime('%Y%m%d-%H%M%S')}")
-        os.replace(folder, kept)
-        log(f"{folder}: settings changed ({why}); old run kept as {kept}, training again")
-    folder.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(folder / RUN_FILE, json.dumps(
-        {"fingerprint": run.fingerprint, "code": TRAIN_CODE_VERSION, "identity": run.identity, "data": run.data,
-         "command": shlex.join(run.command), "created": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1) + "\n")
+    else:
+        _claim(run)
+        return "new"
+    if on_change == "refuse":
+        raise StaleRunError(
+            f"{folder} holds a run with other settings ({why}); its outputs will not be reported as this "
+            "run's. Pass --on-change rerun to keep it aside and train again, or use another --checkpoint-root")
+    kept = folder.with_name(f"{folder.name}.superseded-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(folder, kept)
+    log(f"{folder}: settings changed ({why}); old run kept as {kept}, training again")
+    _claim(run)
     return "new"
 
 
@@ -191,6 +274,7 @@ def train(run: TrainingRun, *, environment: dict, on_change: str = "refuse",
     history = read_log(run.log_file)
     record = {
         "fingerprint": run.fingerprint,
+        "stopping": run.stopping,
         "updates": history.last_update,
         "epochs": history.last_epoch,
         "stopped_by": history.stop_reason,

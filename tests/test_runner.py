@@ -237,19 +237,26 @@ def test_changed_settings_never_re_report_old_outputs(tmp_path, toy_binarized, t
     experiment.run_experiment(spec, "same again", log=steps.append)
     assert not any("training" in s or "translating" in s for s in steps)
 
+    # a later stop (inverse_sqrt ignores the budget): training continues from checkpoint_last.pt
     longer = toy_spec(tmp_path, toy_binarized, max_update=40, generate_args=spec.generate_args)
-    with pytest.raises(StaleRunError, match="--max-update 20 -> 40"):
-        experiment.run_experiment(longer, "longer", log=steps.append)
-    assert json.loads((spec.out_dir / "softmax" / "seed1" / "train.json").read_text())["updates"] == 20
-
-    longer.on_change = "rerun"
     steps.clear()
     experiment.run_experiment(longer, "longer", log=steps.append)
     record = json.loads((spec.out_dir / "softmax" / "seed1" / "train.json").read_text())
-    assert record["updates"] == 40 and any("translating" in s for s in steps)
-    assert "at most 40 updates" in (spec.out_dir / "summary.md").read_text()
+    assert record["updates"] == 40 and record["stopping"] == {"--max-update": "40"}
+    assert any("--max-update 20 -> 40" in s and "training continues" in s for s in steps)
+    assert any("translating" in s for s in steps) and "at most 40 updates" in (spec.out_dir / "summary.md").read_text()
     second = json.loads((spec.out_dir / "softmax" / "seed1" / "test" / "bleu.json").read_text())
     assert second["hypotheses"] == first["hypotheses"]  # same file, rewritten from the new model
+    assert read_log(longer_run_log(longer)).starts == 2
+
+    # an earlier stop than where the run is, or another trajectory: refused, nothing changed
+    with pytest.raises(StaleRunError, match="stops at update 20, but the run is at 40"):
+        experiment.run_experiment(spec, "shorter", log=steps.append)
+    other_lr = toy_spec(tmp_path, toy_binarized, max_update=40, generate_args=spec.generate_args,
+                        train_args=["--lr", "0.004", *TOY_TRAIN[2:]])
+    with pytest.raises(StaleRunError, match="--lr 0.005 -> 0.004"):
+        experiment.run_experiment(other_lr, "other lr", log=steps.append)
+    assert json.loads((spec.out_dir / "softmax" / "seed1" / "train.json").read_text())["updates"] == 40
 
     wider = toy_spec(tmp_path, toy_binarized, max_update=40, generate_args=spec.generate_args, beam=2)
     steps.clear()
@@ -266,3 +273,53 @@ def test_changed_settings_never_re_report_old_outputs(tmp_path, toy_binarized, t
     assert data["pending"] == ["softmax seed 1"] and data["rows"][0]["bleu.test"] == [None, None]
     assert "**Not finished yet (not in the table):** softmax seed 1" in (spec.out_dir / "summary.md").read_text()
     assert not any("training" in s for s in steps)
+
+
+def longer_run_log(spec):
+    return experiment.Run(spec, "softmax", 1).save_dir / "train.log"
+
+
+# --- the stopping rule --------------------------------------------------------------------
+
+def test_stopping_options_are_not_part_of_an_inverse_sqrt_trajectory(tmp_path):
+    from mt_pipeline.training import split_stopping
+
+    command = ["fairseq-train", "<data>", "--lr-scheduler", "inverse_sqrt", "--max-update", "300", "--patience", "4"]
+    assert split_stopping(command) == (["fairseq-train", "<data>", "--lr-scheduler", "inverse_sqrt"],
+                                       {"--max-update": "300", "--patience": "4"})
+    polynomial = ["fairseq-train", "<data>", "--lr-scheduler", "polynomial_decay", "--max-update", "300"]
+    assert split_stopping(polynomial) == (polynomial, {})  # its learning rate depends on the budget
+
+
+def test_stop_point_replays_patience_and_budget_on_a_history():
+    from mt_pipeline.curves import ValidPoint
+    from mt_pipeline.training import stop_point
+
+    valid = [ValidPoint(e, 100 * e, None, None, b) for e, b in enumerate([5, 9, 8, 9, 10, 7, 7, 7], 1)]
+    assert stop_point(valid, {"--patience": "2"}) == 400  # 9 at 200, then 8, 9 (not better)
+    assert stop_point(valid, {"--patience": "3"}) == 800
+    assert stop_point(valid, {"--patience": "4"}) is None
+    assert stop_point(valid, {"--max-update": "300", "--patience": "9"}) == 300
+
+
+def test_plugin_patience_survives_a_resume(tmp_path):
+    """fairseq's own --patience forgets its count on restart; the plugin's decides from the saved history."""
+    from types import SimpleNamespace
+
+    from fairseq_plugins import fairseq_compat
+
+    cfg = SimpleNamespace(checkpoint=SimpleNamespace(patience=3, save_dir=str(tmp_path), maximize_best_checkpoint_metric=True,
+                                                     best_checkpoint_metric="bleu"))
+
+    def validate(updates, bleu):
+        fairseq_compat._validation_updates["updates"] = updates
+        return fairseq_compat._resumable_should_stop_early(cfg, bleu)
+
+    assert [validate(u, b) for u, b in ((10, 5.0), (20, 9.0), (30, 8.0))] == [False, False, False]
+    # killed after the validation at 40 but before its checkpoint: the resumed run repeats update 40
+    assert validate(40, 8.5) is False
+    assert validate(40, 8.6) is False  # replaces, does not count twice
+    assert validate(50, 7.0) is True  # 8.0, 8.6, 7.0: three validations without beating 9.0
+    history = json.loads((tmp_path / "early_stopping.json").read_text())
+    assert history["scores"] == {"10": 5.0, "20": 9.0, "30": 8.0, "40": 8.6, "50": 7.0}
+    assert fairseq_compat.validations_since_best([1, 2, 2, 3, 1], maximize=True) == 1
