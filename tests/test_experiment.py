@@ -85,5 +85,6 @@ def test_reduced_demo_end_to_end(tmp_path):
         assert (out / "alignment-report" / "aer_per_layer.png").is_file()
     again = run_console_script(*arguments, cwd=tmp_path, timeout=900)
     assert "] training" not in again.stdout and "translating" not in again.stdout
-    assert (out / "summary.md").read_text().count("| rela | 1 |") == 1
+    assert [(r["variant"], r["seed"]) for r in json.loads((out / "summary.json").read_text())["runs"]] == [
+        ("softmax", 1), ("rela", 1)]  # rebuilt, not appended to
     assert result.returncode == 0
