@@ -32,7 +32,8 @@ class BleuResult:
         return asdict(self)
 
 
-def _read_lines(path: Path) -> List[str]:
+def read_lines(path: Path) -> List[str]:
+    """The lines of a UTF-8 text file; BleuInputError naming the file (and line) otherwise."""
     path = Path(path)
     if not path.is_file():
         raise BleuInputError(f"{path}: file not found")
@@ -49,7 +50,7 @@ def reference_lines(reference: Optional[Path] = None, *, test_set: Optional[str]
                     langpair: Optional[str] = None) -> tuple[List[str], str]:
     """Reference lines and a name for them: a file, or a sacrebleu test set (``wmt14/full``, ``en-de``)."""
     if reference is not None:
-        return _read_lines(reference), str(reference)
+        return read_lines(reference), str(reference)
     if not (test_set and langpair):
         raise BleuInputError("give a reference file or a sacrebleu test set with its language pair")
     from sacrebleu.utils import get_reference_files
@@ -60,13 +61,13 @@ def reference_lines(reference: Optional[Path] = None, *, test_set: Optional[str]
             f"sacrebleu test set {test_set} {langpair} is not cached; run `sacrebleu -t {test_set} -l {langpair} "
             "--echo ref` once with internet access, or pass the reference file"
         )
-    return _read_lines(Path(files[0])), f"{test_set}:{langpair}"
+    return read_lines(Path(files[0])), f"{test_set}:{langpair}"
 
 
 def score(hypotheses: Path, reference: Optional[Path] = None, *, test_set: Optional[str] = None,
           langpair: Optional[str] = None, tokenize: Optional[str] = None) -> BleuResult:
     """Corpus BLEU and chrF of ``hypotheses`` (detokenised, one per line) against the references."""
-    hyps = _read_lines(hypotheses)
+    hyps = read_lines(hypotheses)
     refs, reference_name = reference_lines(reference, test_set=test_set, langpair=langpair)
     if len(hyps) != len(refs):
         raise BleuInputError(f"{hypotheses} has {len(hyps)} lines but {reference_name} has {len(refs)}")

@@ -13,7 +13,7 @@ which sacreBLEU does not print.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import List, Sequence
+from typing import Sequence
 
 import numpy as np
 from sacrebleu.metrics import BLEU
@@ -99,7 +99,3 @@ def mean_and_sd(values: Sequence[float]) -> tuple[float, float | None]:
         return mean, None
     return mean, (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
 
-
-def read_lines(path) -> List[str]:
-    with open(path, encoding="utf-8") as stream:
-        return stream.read().splitlines()

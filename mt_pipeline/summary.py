@@ -18,7 +18,8 @@ from typing import Callable, Dict, List, Optional
 
 from alignment_eval.io import atomic_write_text
 
-from .significance import mean_and_sd, paired_bootstrap, read_lines
+from .bleu import BleuInputError, read_lines
+from .significance import mean_and_sd, paired_bootstrap
 
 SUBLAYERS = ("encoder", "decoder", "cross")
 REFERENCE_VARIANT = "softmax"
@@ -141,8 +142,8 @@ def variant_rows(spec, results: List[RunResult]) -> List[dict]:
                     [read_lines(r.folder / main_test / "test.hyp") for r in reference],
                     read_lines(spec.test_sets[main_test].reference))
                 row["bootstrap"] = test.as_dict()
-            except OSError as error:  # translations are not committed: a clean clone has only the stored result
-                row["bootstrap_error"] = f"hypotheses missing ({error.filename}); rerun to translate"
+            except BleuInputError as error:  # translations are not committed: a clean clone has only the stored result
+                row["bootstrap_error"] = f"{error}; rerun to translate"
         rows.append(row)
     return rows
 
