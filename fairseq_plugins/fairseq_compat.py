@@ -183,9 +183,14 @@ def _resumable_should_stop_early(cfg, valid_loss) -> bool:
     if valid_loss is None or cfg.checkpoint.patience <= 0:
         return False
     path = _history_path(cfg)
-    history = json.loads(path.read_text()) if path.is_file() else {}
+    try:
+        history = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        scores = {int(k): float(v) for k, v in history.get("scores", {}).items()}
+    except (ValueError, AttributeError, TypeError) as exc:  # JSONDecodeError is a ValueError
+        raise RuntimeError(f"{path}: damaged early-stopping history ({exc}); delete it to restart "
+                           "the patience count from this update") from None
     updates = _validation_updates.get("updates", 0)
-    scores = {int(k): v for k, v in history.get("scores", {}).items() if int(k) < updates}
+    scores = {k: v for k, v in scores.items() if k < updates}
     scores[updates] = float(valid_loss)
     maximize = bool(cfg.checkpoint.maximize_best_checkpoint_metric)
     record = {"metric": cfg.checkpoint.best_checkpoint_metric, "maximize": maximize,

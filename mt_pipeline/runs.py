@@ -147,7 +147,10 @@ def multi30k_spec(args) -> ExperimentSpec:
             "d_head^-1/2; masked keys score 0 (padded keys zeroed; future positions -inf, ReLU 0: the weights of "
             "multiplicative masking); ReLU, no row normalisation; attention dropout on the weights (0 here, for every "
             "variant); weights x V, heads concatenated; gated RMS norm over d_model (scale 1, gate U(+-sqrt(3/d)), "
-            "eps 1e-8); output projection; in all three sublayers.",
+            "eps 1e-8); output projection; in all three sublayers, post-norm. `tests/test_rela_authors_formulation.py` "
+            "checks that outputs and gradients equal a float64 transcription of the authors' `dot_attention`, in "
+            "all three sublayers, in training (dropout) and in incremental decoding. Learning rate and warmup at a "
+            "fixed budget: [sweep/summary.md](sweep/summary.md).",
         ],
     )
 
@@ -233,7 +236,7 @@ def interpret_multi30k(args) -> Path:
     targets = prepared.test_reference.read_text(encoding="utf-8").splitlines()
     text = spec.out_dir / "interpret-text.de-en"
     atomic_write_text(text, "".join(f"{s.strip()} ||| {t.strip()}\n" for s, t in zip(sources, targets)))
-    command = shlex.join(["python", "-m", "mt_pipeline.runs", "interpret-multi30k", *sys.argv[2:]])
+    command = reproducing_command(["interpret-multi30k", *sys.argv[2:]])
     sections = [f"# Interpretability battery: {spec.name}", "", f"Command: `{command}`", "",
                 f"Text: the first {args.interpret_sentences} pairs of Multi30k test_2016_flickr (teacher forcing), "
                 f"with each variant's {spec.checkpoint} checkpoint of its first finished seed; adversarial fine-tuning: "
@@ -254,6 +257,13 @@ def interpret_multi30k(args) -> Path:
     report = spec.out_dir / "interpret.md"
     atomic_write_text(report, "\n".join(sections))
     return report
+
+
+def reproducing_command(argv: Sequence[str]) -> str:
+    """The command line as a report shows it, with the environment settings that changed its paths."""
+    settings = [f"{name}={os.environ[name]}" for name in ("CHECKPOINT_ROOT", "GOLD_DIR", "MULTI30K_DIR")
+                if os.environ.get(name)]
+    return shlex.join([*settings, "python", "-m", "mt_pipeline.runs", *argv])
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -282,7 +292,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--gold-dir", default=os.environ.get("GOLD_DIR", str(SHARED / "word-alignment-gold")))
     parser.add_argument("--multi30k-dir", default=os.environ.get("MULTI30K_DIR", str(SHARED / "multi30k")))
     args = parser.parse_args(argv)
-    command = shlex.join(["python", "-m", "mt_pipeline.runs", *(argv if argv is not None else sys.argv[1:])])
+    command = reproducing_command(argv if argv is not None else sys.argv[1:])
     try:
         if args.preset == "multi30k-sweep":
             print(multi30k_sweep(args, command).read_text())

@@ -165,16 +165,30 @@ class TrainingRun:
 
     def record(self) -> Optional[dict]:
         path = self.save_dir / RUN_FILE
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+        return read_record(path) if path.is_file() else None
 
     def done(self) -> Optional[dict]:
         """The completion record when this very run finished (same fingerprint), else None."""
         path = self.save_dir / DONE_FILE
         if not path.is_file():
             return None
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = read_record(path)
         same = record.get("fingerprint") == self.fingerprint and record.get("stopping", {}) == self.stopping
         return record if same else None
+
+
+def read_record(path: Path) -> dict:
+    """A JSON record this module wrote (run.json, train.done.json); a damaged one is named, not a traceback."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise PipelineError(f"{path}: not UTF-8 text ({exc.reason}); delete the file and run again") from None
+    except json.JSONDecodeError as exc:
+        raise PipelineError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}); delete the file to retrain or "
+                            "re-check this run") from None
+    if not isinstance(record, dict):
+        raise PipelineError(f"{path}:1: expected a JSON object, found {type(record).__name__}")
+    return record
 
 
 def _has_checkpoints(folder: Path) -> bool:

@@ -71,6 +71,17 @@ def test_checkpoints_without_a_record_are_not_adopted(tmp_path):
         check_or_claim(fake_run(folder))
 
 
+def test_a_damaged_run_record_is_named_with_its_line(tmp_path):
+    folder = tmp_path / "run"
+    check_or_claim(fake_run(folder))
+    (folder / "run.json").write_text('{\n "identity": [\n')  # cut short, e.g. a full disk
+    with pytest.raises(PipelineError, match=r"run/run\.json:3: not valid JSON"):
+        check_or_claim(fake_run(folder))
+    (folder / "run.json").write_text("[1, 2]")
+    with pytest.raises(PipelineError, match=r"run\.json:1: expected a JSON object"):
+        check_or_claim(fake_run(folder))
+
+
 def test_describe_differences_lists_added_and_removed_options():
     old = ["fairseq-train", "<data>", "--patience", "4", "--fp16"]
     new = ["fairseq-train", "<data>", "--patience", "5"]
@@ -323,3 +334,16 @@ def test_plugin_patience_survives_a_resume(tmp_path):
     history = json.loads((tmp_path / "early_stopping.json").read_text())
     assert history["scores"] == {"10": 5.0, "20": 9.0, "30": 8.0, "40": 8.6, "50": 7.0}
     assert fairseq_compat.validations_since_best([1, 2, 2, 3, 1], maximize=True) == 1
+    (tmp_path / "early_stopping.json").write_text('{"scores": {"10": "n/a"}}')
+    with pytest.raises(RuntimeError, match=r"early_stopping\.json: damaged early-stopping history"):
+        validate(60, 7.0)
+
+
+def test_report_commands_carry_the_environment_that_placed_the_files(monkeypatch):
+    from mt_pipeline.runs import reproducing_command
+
+    monkeypatch.delenv("GOLD_DIR", raising=False)
+    monkeypatch.delenv("MULTI30K_DIR", raising=False)
+    monkeypatch.setenv("CHECKPOINT_ROOT", "/big disk/ckpt")
+    assert reproducing_command(["multi30k", "--finished-only"]) == (
+        "'CHECKPOINT_ROOT=/big disk/ckpt' python -m mt_pipeline.runs multi30k --finished-only")
