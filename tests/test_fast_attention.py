@@ -1,7 +1,8 @@
 """The fast paths of the normalizers and the attention module equal their references.
 
 * masks given as ``-inf`` scores (what the attention module passes) == an explicit mask;
-* sparsemax / 1.5-entmax with partial sorting of long rows == the ``entmax`` package;
+* sparsemax / 1.5-entmax by sort-free thresholds (and their sorting fallback) == the ``entmax``
+  package, on rows of 256 and 1024 keys, ties and extreme rows;
 * alpha-entmax by Newton iterations == ``entmax.entmax_bisect`` (values and gradients in
   the scores and in alpha), also on long rows solved from their largest entries;
 * the attention module on long keys: incremental decoding == the full forward.
@@ -45,13 +46,8 @@ def test_neginf_scores_are_the_same_mask_as_an_explicit_one(name, keys):
     assert (implicit.grad[mask] == 0).all()
 
 
-@pytest.mark.parametrize("scale", [0.05, 0.3, 1.0, 5.0])  # small scales: wide supports, rows fully sorted again
-@pytest.mark.parametrize("name", ["sparsemax", "entmax15"])
-def test_partial_sort_of_long_rows_equals_the_entmax_package(name, scale):
-    keys = 400
-    assert keys >= normalizers.PARTIAL_SORT_MIN_KEYS
-    scores = torch.randn(3, 20, keys, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * scale
-    weight = torch.randn(3, 20, keys, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+def _agree_with_the_entmax_package(name, scores):
+    weight = torch.randn(scores.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
     ours_in, reference_in = scores.clone().requires_grad_(), scores.clone().requires_grad_()
     ours = normalize(name, ours_in)
     reference = getattr(entmax, name)(reference_in, dim=-1)
@@ -59,6 +55,39 @@ def test_partial_sort_of_long_rows_equals_the_entmax_package(name, scale):
     (ours * weight).sum().backward()
     (reference * weight).sum().backward()
     torch.testing.assert_close(ours_in.grad, reference_in.grad, atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("keys", [256, 1024])
+@pytest.mark.parametrize("scale", [0.05, 0.3, 1.0, 5.0])  # small scales: wide supports; large: one or two keys
+@pytest.mark.parametrize("name", ["sparsemax", "entmax15"])
+def test_sort_free_thresholds_of_long_rows_equal_the_entmax_package(name, scale, keys):
+    scores = torch.randn(2, 6, keys, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * scale
+    _agree_with_the_entmax_package(name, scores)
+
+
+@pytest.mark.parametrize("name", ["sparsemax", "entmax15"])
+def test_sort_free_thresholds_on_ties_and_extreme_rows(name):
+    keys = 300
+    scores = torch.randn(6, keys, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    scores[0] = 0.25  # all equal: uniform
+    scores[1, :150] = 3.0  # a tie of half the keys
+    scores[2, 7] = 1e4  # one key far above the rest: a one-hot row
+    scores[3] = torch.linspace(0, 1e-9, keys, dtype=torch.float64)  # nearly equal
+    scores[4] = torch.arange(keys, dtype=torch.float64)  # evenly spaced, support of a few keys
+    scores[5] *= 1e3
+    _agree_with_the_entmax_package(name, scores)
+
+
+@pytest.mark.parametrize("name", ["sparsemax", "entmax15"])
+def test_rows_left_unsettled_are_solved_by_sorting(name, monkeypatch):
+    """With a single sort-free pass allowed, most rows fall back to the sort-based solver: same result."""
+    scores, mask = scores_and_mask(3, 4, 200, dead_row=True)
+    expected = normalize(name, scores, mask)
+    monkeypatch.setattr(normalizers, "SORT_FREE_MAX_STEPS", 1)
+    got = normalize(name, scores, mask)
+    torch.testing.assert_close(got, expected, atol=1e-12, rtol=1e-10)
+    assert (got[mask] == 0).all() and (got[0, 0] == 0).all()
+    _agree_with_the_entmax_package(name, scores[1:])
 
 
 def test_partial_sort_handles_rows_with_fewer_keys_than_candidates():
