@@ -264,16 +264,19 @@ def _alpha_entmax_newton(z: Tensor, am1: Tensor, dead: Tensor, n_iter: int, keys
     # next point is exact to about eps, and is where the output is evaluated.
     tolerance = torch.finfo(z.dtype).eps ** 0.5
     final = False
+    # two buffers reused by every step (a fresh large tensor per step costs page faults on CPU)
+    y, powered = torch.empty_like(z), torch.empty_like(z)
     for iteration in range(max(1, n_iter)):
-        y = (z - tau).clamp_(min=0)
-        y_pm1 = y.pow(exponent)
+        torch.sub(z, tau, out=y).clamp_(min=0)
+        torch.pow(y, exponent, out=powered)  # [z - tau]_+^(p-1)
         if alpha_two:
-            y_pm1 = y_pm1.masked_fill_(y == 0, 0.0)
-        unnormalised = y_pm1 * y  # [z - tau]_+^p
+            powered.masked_fill_(y == 0, 0.0)
+        last = final or iteration == n_iter - 1
+        slope = None if last else powered.sum(dim=-1, keepdim=True)
+        unnormalised = powered.mul_(y)  # [z - tau]_+^p
         total = unnormalised.sum(dim=-1, keepdim=True)
-        if final or iteration == n_iter - 1:
+        if last:
             break
-        slope = y_pm1.sum(dim=-1, keepdim=True)
         g = total.pow(am1) - 1  # ||y||_p - 1
         above = g >= 0
         lower = torch.where(above, tau, lower)
