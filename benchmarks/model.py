@@ -1,10 +1,11 @@
 """Model-level benchmark: fairseq training throughput and beam-search decoding per attention variant.
 
-    python -m benchmarks.model --mode quick|full [--out results/perf] [--threads N] [--device cpu|cuda]
+    python -m benchmarks.model --mode quick|full [--cases small/long,...] [--out results/perf] [--threads N]
 
-One model per variant (``<variant>_transformer_<size>`` with the same options, built
-in-process as ``fairseq-train`` would), all in the same process.  After a warm-up,
-R rounds go round-robin over the variants; in each round every variant
+A mode is a tuple of cases: a model (``<variant>_transformer_<size>`` with extra fairseq
+options, built in-process as ``fairseq-train`` would) x a sentence-length bucket.  Per
+case, one model per variant lives in the same process; after a warm-up, R rounds go
+round-robin over the variants; in each round every variant
 
 * trains on the same synthetic batches (fairseq's label-smoothed cross-entropy
   criterion, eps 0.1, and Adam): **target tokens per second**;
@@ -15,17 +16,34 @@ R rounds go round-robin over the variants; in each round every variant
 
 Each variant's ratio to softmax is taken per round (same moment, same load) and
 reported as median with min/max and quartiles over the rounds.
+
+After the timed rounds, a separate profiling pass (hooks cost time, so never inside
+the rounds) measures the **share of step time spent in the attention modules**
+(``SparseMultiheadAttention``, projections included):
+
+* decoding: forward pre-/post-hooks time every attention call of a generation pass;
+  share = time inside attention / generation time;
+* training: backward hooks do not time these modules, so the share is a replay
+  estimate: every attention call of one training step is captured (inputs copied), then
+  replayed alone, forward and backward; share = replay time / time of one training step
+  (forward, backward, optimizer) over the same batches.
+
+Each share is the median over a few passes, timed on the process's CPU time on CPU
+(see :func:`share_clock`).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import statistics
 import sys
 import time
 import types
-from dataclasses import asdict, dataclass, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -33,50 +51,89 @@ from .common import (
     add_common_arguments,
     save_figure,
     write_outputs as write_common_outputs,
-    DEFAULT_OUT,
     PLUGIN_DIR,
     VARIANTS,
     command_line,
     machine_description,
+    markdown_table,
     quiet_logging,
     set_threads,
     summary,
     synchronize,
-    write_json,
 )
 
 
 @dataclass(frozen=True)
-class ModelSettings:
+class ModelConfig:
+    label: str
     size: str  # architecture size: <variant>_transformer_<size>
     extra_args: Tuple[str, ...]  # fairseq options on top of the architecture
     vocab: int
+
+
+@dataclass(frozen=True)
+class LengthBucket:
+    label: str
     train_batches: Tuple[Tuple[int, int, int], ...]  # (sentences, source length, target length)
     decode_batches: Tuple[Tuple[int, int], ...]  # (sentences, source length)
     decode_length: int  # every hypothesis decodes exactly this many tokens (+ EOS)
+
+
+@dataclass(frozen=True)
+class Case:
+    model: ModelConfig
+    bucket: LengthBucket
+
+    @property
+    def name(self) -> str:
+        return f"{self.model.label}/{self.bucket.label}"
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """One mode of the model benchmark."""
+
+    cases: Tuple[Case, ...]
     beam: int
-    rounds: int
-    warmup_rounds: int
+    rounds: int  # measured rounds per case
+    warmup_rounds: int  # per case
+    profile_seconds: float  # attention shares: passes until this much step time, median (see attention_share)
     seed: int = 0
 
 
+def _cases(models: Sequence[ModelConfig], buckets: Sequence[LengthBucket]) -> Tuple[Case, ...]:
+    return tuple(Case(model, bucket) for model in models for bucket in buckets)
+
+
+# fairseq's transformer_iwslt_de_en sizes (d 512, FFN 1024, 4 heads) with 3+3 layers
+RECORD = ModelConfig("record", "iwslt_de_en", ("--encoder-layers", "3", "--decoder-layers", "3"), 6000)
+# the tiny architecture (2+2 layers, d 64, 4 heads): attention is a large share of the work
+SMALL = ModelConfig("small", "tiny", (), 1000)
+# about 1,500-1,800 target tokens per training round in every bucket
+SHORT = LengthBucket("short", train_batches=((48, 12, 13), (24, 24, 26), (16, 30, 32)),
+                     decode_batches=((12, 16), (6, 32)), decode_length=20)
+MEDIUM = LengthBucket("medium", train_batches=((16, 56, 58), (12, 64, 66)),
+                      decode_batches=((6, 64),), decode_length=48)
+LONG = LengthBucket("long", train_batches=((7, 128, 130), (3, 256, 250)),
+                    decode_batches=((2, 192),), decode_length=64)
+
+MAX_PROFILE_PASSES = 10  # attention-share passes per phase, whatever profile_seconds asks
+
 MODES: Dict[str, ModelSettings] = {
-    # the record: fairseq's transformer_iwslt_de_en sizes (d 512, FFN 1024, 4 heads) with 3+3 layers
-    "full": ModelSettings(
-        size="iwslt_de_en", extra_args=("--encoder-layers", "3", "--decoder-layers", "3"), vocab=6000,
-        train_batches=((48, 12, 13), (24, 24, 26), (12, 44, 46)), decode_batches=((12, 16), (6, 32)),
-        decode_length=20, beam=4, rounds=21, warmup_rounds=1,
-    ),
-    # CI: the tiny architecture (2+2 layers, d 64), small batches
-    "quick": ModelSettings(
-        size="tiny", extra_args=(), vocab=1000,
-        train_batches=((32, 14, 15), (16, 30, 32)), decode_batches=((8, 16),),
-        decode_length=12, beam=4, rounds=3, warmup_rounds=1,
-    ),
+    # 9 rounds: about 21 min at 1 thread on the shared 2-core machine (11 would take about 25)
+    "full": ModelSettings(cases=_cases((RECORD, SMALL), (SHORT, MEDIUM, LONG)), beam=4, rounds=9, warmup_rounds=1,
+                          profile_seconds=0.5),
+    # CI: the small model, shortest and longest bucket
+    "quick": ModelSettings(cases=_cases((SMALL,), (SHORT, LONG)), beam=4, rounds=3, warmup_rounds=1,
+                           profile_seconds=0.5),
     # tests
     "smoke": ModelSettings(
-        size="tiny", extra_args=("--encoder-layers", "1", "--decoder-layers", "1"), vocab=50,
-        train_batches=((4, 6, 7),), decode_batches=((2, 5),), decode_length=4, beam=4, rounds=2, warmup_rounds=0,
+        cases=_cases(
+            (ModelConfig("tiny", "tiny", ("--encoder-layers", "1", "--decoder-layers", "1"), 50),),
+            (LengthBucket("len6", train_batches=((4, 6, 7),), decode_batches=((2, 5),), decode_length=4),
+             LengthBucket("len20", train_batches=((2, 20, 21),), decode_batches=((2, 20),), decode_length=6)),
+        ),
+        beam=4, rounds=2, warmup_rounds=0, profile_seconds=0.05,
     ),
 }
 
@@ -153,21 +210,21 @@ def _move(sample, device):
 class VariantRunner:
     """One variant's model, criterion, optimizer and generator."""
 
-    def __init__(self, variant: str, settings: ModelSettings, dictionary, device, dtype):
+    def __init__(self, variant: str, case: Case, beam: int, seed: int, dictionary, device, dtype):
         from fairseq.criterions.label_smoothed_cross_entropy import LabelSmoothedCrossEntropyCriterion
         from fairseq.sequence_generator import SequenceGenerator
 
         self.variant = variant
-        self.arch = f"{variant}_transformer_{settings.size}"
-        model, self.args = build_model(self.arch, settings.extra_args, dictionary, settings.seed)
+        self.arch = f"{variant}_transformer_{case.model.size}"
+        model, self.args = build_model(self.arch, case.model.extra_args, dictionary, seed)
         self.model = model.to(device=device, dtype=dtype)
         self.device = device
         task = types.SimpleNamespace(source_dictionary=dictionary, target_dictionary=dictionary)
         self.criterion = LabelSmoothedCrossEntropyCriterion(task, sentence_avg=False, label_smoothing=0.1)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4, betas=(0.9, 0.98), eps=1e-8)
+        length = case.bucket.decode_length
         self.generator = SequenceGenerator(
-            [self.model], dictionary, beam_size=settings.beam, max_len_a=0,
-            max_len_b=settings.decode_length, min_len=settings.decode_length,
+            [self.model], dictionary, beam_size=beam, max_len_a=0, max_len_b=length, min_len=length,
         )
         self.parameters = sum(p.numel() for p in self.model.parameters())
 
@@ -199,40 +256,166 @@ class VariantRunner:
         synchronize(self.device)
         return time.perf_counter() - start, time.process_time() - cpu_start, sentences, generated
 
+    def attention_modules(self) -> List[torch.nn.Module]:
+        from fairseq_plugins.attention import SparseMultiheadAttention
 
-def check_options(variants: Sequence[str], rounds: Optional[int]) -> None:
-    """ValueError naming what is wrong with the variants or the number of rounds."""
+        return [m for m in self.model.modules() if isinstance(m, SparseMultiheadAttention)]
+
+    def _seconds(self, fn: Callable[[], object]) -> float:
+        """Seconds of ``fn()`` on the attention-share clock (:func:`share_clock`), device synchronized."""
+        clock = share_clock(self.device)
+        synchronize(self.device)
+        start = clock()
+        fn()
+        synchronize(self.device)
+        return clock() - start
+
+    def attention_share(self, train_samples, decode_samples, target_seconds: float) -> Dict[str, float]:
+        """Share of a training step and of a generation pass spent in the attention modules.
+
+        Each phase's share is the median over passes, repeated until ``target_seconds`` of
+        step (generation) time are measured, at most :data:`MAX_PROFILE_PASSES` passes.
+        """
+        calls = self._attention_calls(train_samples)
+        shares = {
+            "train": _median_share(lambda: self._train_share(calls, train_samples), target_seconds),
+            "decode": _median_share(lambda: self._decode_share(decode_samples), target_seconds),
+        }
+        self.optimizer.zero_grad(set_to_none=True)
+        return shares
+
+    def _attention_calls(self, samples) -> List[Tuple[torch.nn.Module, tuple, dict]]:
+        """Every attention call of one training step: the module and leaf copies of its inputs."""
+        calls = []
+
+        def capture(module, args, kwargs):
+            copies: Dict[int, torch.Tensor] = {}
+            calls.append((module, _leaves(args, copies, clone=True), _leaves(kwargs, copies, clone=True)))
+
+        handles = [m.register_forward_pre_hook(capture, with_kwargs=True) for m in self.attention_modules()]
+        try:
+            self.train(samples)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return calls
+
+    def _train_share(self, calls, samples) -> Tuple[float, float]:
+        """(replay estimate of the attention share, seconds of the step): one training step without
+        hooks, then every captured attention call alone, forward and backward."""
+        step_seconds = self._seconds(lambda: self.train(samples))  # leaves the model in training mode
+        replay_seconds = 0.0
+        for module, args, kwargs in calls:
+            module.zero_grad(set_to_none=True)  # as after the step's zero_grad: gradients assigned, not added
+            copies: Dict[int, torch.Tensor] = {}  # fresh leaves: no gradient left from an earlier pass
+            args, kwargs = _leaves(args, copies, clone=False), _leaves(kwargs, copies, clone=False)
+            replay_seconds += self._seconds(functools.partial(_forward_backward, module, args, kwargs))
+        return replay_seconds / step_seconds, step_seconds
+
+    def _decode_share(self, samples) -> Tuple[float, float]:
+        """(share of one generation pass spent inside the attention modules, seconds of the pass)."""
+        with _time_inside(self.attention_modules(), self.device) as inside:
+            total = self._seconds(lambda: self.decode(samples))
+        return inside[0] / total, total
+
+
+def share_clock(device: torch.device) -> Callable[[], float]:
+    """The clock of the attention shares: the process's CPU time on CPU (a share of wall-clock time
+    scatters several-fold between passes on a shared machine: the process waits for a core in
+    some timed calls and not in others), wall clock on an accelerator (CPU time misses its work)."""
+    return time.process_time if device.type == "cpu" else time.perf_counter
+
+
+def _median_share(measure: Callable[[], Tuple[float, float]], target_seconds: float) -> float:
+    """Median share over calls of ``measure`` (-> share, seconds), repeated until ``target_seconds``."""
+    shares, spent = [], 0.0
+    while spent < target_seconds and len(shares) < MAX_PROFILE_PASSES:
+        share, seconds = measure()
+        shares.append(share)
+        spent += seconds
+    return statistics.median(shares)
+
+
+def _leaves(value, copies: Dict[int, torch.Tensor], clone: bool):
+    """``value`` (nested tuples, lists, dicts) with every tensor replaced by a new leaf (on a copy of
+    its data when ``clone``) that requires grad where the original did; one leaf per distinct
+    tensor (``copies``: id -> leaf), so that ``query is key is value`` still holds."""
+    if torch.is_tensor(value):
+        if id(value) not in copies:
+            data = value.detach()
+            copies[id(value)] = (data.clone() if clone else data).requires_grad_(value.requires_grad)
+        return copies[id(value)]
+    if isinstance(value, (tuple, list)):
+        return type(value)(_leaves(v, copies, clone) for v in value)
+    if isinstance(value, dict):
+        return {k: _leaves(v, copies, clone) for k, v in value.items()}
+    return value
+
+
+def _forward_backward(module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+    output, _ = module(*args, **kwargs)
+    output.backward(torch.ones_like(output))
+
+
+@contextmanager
+def _time_inside(modules: Sequence[torch.nn.Module], device: torch.device) -> Iterator[List[float]]:
+    """Yields ``[seconds]``: time spent inside any of ``modules`` while the block runs (nested calls
+    counted once), on the attention-share clock."""
+    clock = share_clock(device)
+    inside = [0.0]
+    depth = 0
+    entered = 0.0
+
+    def enter(module, args):
+        nonlocal depth, entered
+        if depth == 0:
+            synchronize(device)
+            entered = clock()
+        depth += 1
+
+    def leave(module, args, output):
+        nonlocal depth
+        depth -= 1
+        if depth == 0:
+            synchronize(device)
+            inside[0] += clock() - entered
+
+    handles = [h for m in modules for h in (m.register_forward_pre_hook(enter), m.register_forward_hook(leave))]
+    try:
+        yield inside
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def check_options(mode: str, variants: Sequence[str], rounds: Optional[int], cases: Optional[Sequence[str]]) -> None:
+    """ValueError naming what is wrong with the variants, the number of rounds or the cases."""
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown attention variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
     if rounds is not None and rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
+    names = [case.name for case in MODES[mode].cases]
+    unknown = [c for c in cases or () if c not in names]
+    if unknown:
+        raise ValueError(f"unknown case(s) {', '.join(unknown)} in {mode} mode; choose from {', '.join(names)}")
 
 
-def run_model_benchmark(
-    mode: str = "quick",
-    device: str = "cpu",
-    dtype: str = "float32",
-    variants: Sequence[str] = VARIANTS,
-    log=print,
-    command: Optional[str] = None,
-    rounds: Optional[int] = None,
-) -> Dict[str, object]:
-    """``rounds`` overrides the mode's number of measured rounds (a single round's ratio scatters
-    by about +-5 % on a shared 2-core machine; by that spread, the median of 21 rounds is good to about
-    +-1 %: an estimate, not a measured repeatability)."""
-    check_options(variants, rounds)
-    settings = MODES[mode] if rounds is None else replace(MODES[mode], rounds=rounds)
-    device = torch.device(device)
-    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
-    if "softmax" not in variants:
-        variants = ("softmax", *variants)
+def _length_range(lengths: Sequence[torch.Tensor]) -> List[int]:
+    every = torch.cat([length.flatten() for length in lengths])
+    return [int(every.min()), int(every.max())]
+
+
+def run_case(case: Case, settings: ModelSettings, variants: Sequence[str], device, dtype,
+             log=print) -> Dict[str, object]:
+    """One case: warm-up, round-robin rounds over the variants, then the attention-share pass."""
     started = time.time()
-    dictionary = make_dictionary(settings.vocab)
+    bucket = case.bucket
+    dictionary = make_dictionary(case.model.vocab)
     generator = torch.Generator().manual_seed(settings.seed)
-    train_samples = [_move(train_sample(dictionary, *b, generator), device) for b in settings.train_batches]
-    decode_samples = [_move(decode_sample(dictionary, *b, generator), device) for b in settings.decode_batches]
-    runners = {v: VariantRunner(v, settings, dictionary, device, torch_dtype) for v in variants}
+    train_samples = [_move(train_sample(dictionary, *b, generator), device) for b in bucket.train_batches]
+    decode_samples = [_move(decode_sample(dictionary, *b, generator), device) for b in bucket.decode_batches]
+    runners = {v: VariantRunner(v, case, settings.beam, settings.seed, dictionary, device, dtype) for v in variants}
     for _ in range(settings.warmup_rounds):
         for runner in runners.values():
             runner.train(train_samples)
@@ -253,8 +436,12 @@ def run_model_benchmark(
             rates["decode"][variant].append(sentences / wall)
             rates["decode_cpu"][variant].append(sentences / cpu)
             generated_tokens[variant] = generated
-        log(f"[model] round {round_index + 1}/{settings.rounds}: "
+        log(f"[model] {case.name} round {round_index + 1}/{settings.rounds}: "
             + ", ".join(f"{v} {rates['train'][v][-1]:.0f} tok/s {rates['decode'][v][-1]:.2f} sent/s" for v in variants))
+    shares = {v: runners[v].attention_share(train_samples, decode_samples, settings.profile_seconds)
+              for v in variants}
+    log(f"[model] {case.name} attention share train/decode: "
+        + ", ".join(f"{v} {s['train']:.0%}/{s['decode']:.0%}" for v, s in shares.items()))
 
     def ratios(key: str, variant: str) -> Dict[str, float]:
         return summary([v / s for v, s in zip(rates[key][variant], rates[key]["softmax"])])
@@ -273,74 +460,154 @@ def run_model_benchmark(
             "train_cpu_ratio_to_softmax": ratios("train_cpu", variant),
             "decode_cpu_ratio_to_softmax": ratios("decode_cpu", variant),
             "decode_generated_tokens": generated_tokens[variant],
+            "attention_share": shares[variant],
             "samples": {key: rates[key][variant] for key in rates},
         }
+    pad = dictionary.pad()
     return {
-        "benchmark": "model",
-        "mode": mode,
-        "command": command or command_line(),
-        "settings": {**asdict(settings), "dtype": dtype, "variants": list(variants),
-                     "train_target_tokens_per_round": sum(s["ntokens"] for s in train_samples),
-                     "decode_sentences_per_round": sum(len(s["id"]) for s in decode_samples)},
-        "reference": "softmax",
-        "machine": machine_description(device),
+        "name": case.name,
+        "model": {"label": case.model.label, "size": case.model.size, "extra_args": list(case.model.extra_args),
+                  "vocab": case.model.vocab, "parameters": runners["softmax"].parameters},
+        "bucket": {
+            "label": bucket.label,
+            "train_batches": [list(b) for b in bucket.train_batches],
+            "decode_batches": [list(b) for b in bucket.decode_batches],
+            "decode_length": bucket.decode_length,
+            "train_target_tokens_per_round": sum(s["ntokens"] for s in train_samples),
+            "decode_sentences_per_round": sum(len(s["id"]) for s in decode_samples),
+            # of the training sentences; decode_source_lengths: of the sentences to translate
+            "source_lengths": _length_range([s["net_input"]["src_lengths"] for s in train_samples]),
+            "target_lengths": _length_range([(s["target"] != pad).sum(1) for s in train_samples]),
+            "decode_source_lengths": _length_range([s["net_input"]["src_lengths"] for s in decode_samples]),
+        },
         "elapsed_seconds": time.time() - started,
         "variants": per_variant,
     }
 
 
+def run_model_benchmark(
+    mode: str = "quick",
+    device: str = "cpu",
+    dtype: str = "float32",
+    variants: Sequence[str] = VARIANTS,
+    log=print,
+    command: Optional[str] = None,
+    rounds: Optional[int] = None,
+    cases: Optional[Sequence[str]] = None,
+) -> Dict[str, object]:
+    """``rounds`` overrides the mode's number of measured rounds per case; ``cases`` picks cases by
+    name (default all).  A single round's ratio scatters by about +-5 % on a shared 2-core machine;
+    by that spread, the median of 9 rounds is good to about +-2 % (an estimate, not a measured
+    repeatability)."""
+    check_options(mode, variants, rounds, cases)
+    settings = MODES[mode] if rounds is None else replace(MODES[mode], rounds=rounds)
+    device = torch.device(device)
+    torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+    if "softmax" not in variants:
+        variants = ("softmax", *variants)
+    started = time.time()
+    chosen = [case for case in settings.cases if cases is None or case.name in cases]
+    return {
+        "benchmark": "model",
+        "mode": mode,
+        "command": command or command_line(),
+        "machine": machine_description(device),
+        "reference": "softmax",
+        "settings": {"dtype": dtype, "variants": list(variants), "rounds": settings.rounds,
+                     "warmup_rounds": settings.warmup_rounds, "beam": settings.beam, "seed": settings.seed,
+                     "profile_seconds": settings.profile_seconds, "profile_max_passes": MAX_PROFILE_PASSES,
+                     "attention_share_clock": share_clock(device).__name__},
+        "cases": [run_case(case, settings, variants, device, torch_dtype, log) for case in chosen],
+        "elapsed_seconds": time.time() - started,
+    }
+
+
+def _ratio_cell(entry: Dict[str, object], key: str) -> str:
+    ratio = entry[key]
+    return f"**{ratio['median']:.2f}x** [{ratio['min']:.2f}, {ratio['max']:.2f}]"
+
+
+def _lengths_cell(bucket: Dict[str, object]) -> str:
+    """'train 10-32 / 11-32; decode 13-32 -> 20': training source / target lengths, decoding source -> output."""
+    def span(pair):
+        return f"{pair[0]}-{pair[1]}" if pair[0] != pair[1] else str(pair[0])
+
+    return (f"train {span(bucket['source_lengths'])} / {span(bucket['target_lengths'])}; "
+            f"decode {span(bucket['decode_source_lengths'])} → {bucket['decode_length']}")
+
+
 def markdown(result: Dict[str, object]) -> str:
-    from .common import markdown_table
-
-    def cell(entry, key):
-        ratio = entry[key]
-        return f"**{ratio['median']:.2f}x** [{ratio['min']:.2f}, {ratio['max']:.2f}]"
-
-    header = ["variant", "train tok/s", "train / softmax (wall)", "train / softmax (CPU time)",
-              "decode sent/s", "decode / softmax (wall)", "decode / softmax (CPU time)"]
+    """Per-case ratio table, then each variant's worst and best case."""
+    header = ["case", "lengths (train src / tgt; decode src → out)", "variant",
+              "attention share, train* (softmax → variant)", "attention share, decode (softmax → variant)",
+              "train / softmax (wall)", "train / softmax (CPU time)",
+              "decode / softmax (wall)", "decode / softmax (CPU time)"]
     rows = []
-    for variant, entry in result["variants"].items():
-        rows.append([
-            variant,
-            f"{entry['train_tokens_per_second']['median']:.0f}",
-            cell(entry, "train_ratio_to_softmax"),
-            cell(entry, "train_cpu_ratio_to_softmax"),
-            f"{entry['decode_sentences_per_second']['median']:.2f}",
-            cell(entry, "decode_ratio_to_softmax"),
-            cell(entry, "decode_cpu_ratio_to_softmax"),
-        ])
-    return markdown_table(header, rows)
+    for case in result["cases"]:
+        reference = case["variants"]["softmax"]["attention_share"]
+        for index, (variant, entry) in enumerate(case["variants"].items()):
+            share = entry["attention_share"]
+            shares = [f"{reference[phase]:.0%}" + ("" if variant == "softmax" else f" → {share[phase]:.0%}")
+                      for phase in ("train", "decode")]
+            rows.append([
+                case["name"] if index == 0 else "",
+                _lengths_cell(case["bucket"]) if index == 0 else "",
+                variant,
+                *shares,
+                _ratio_cell(entry, "train_ratio_to_softmax"),
+                _ratio_cell(entry, "train_cpu_ratio_to_softmax"),
+                _ratio_cell(entry, "decode_ratio_to_softmax"),
+                _ratio_cell(entry, "decode_cpu_ratio_to_softmax"),
+            ])
+    per_case = markdown_table(header, rows)
+
+    def extreme(variant: str, key: str, pick) -> str:
+        case = pick(result["cases"], key=lambda c: c["variants"][variant][key]["median"])
+        return f"**{case['variants'][variant][key]['median']:.2f}x** ({case['name']})"
+
+    variants = [v for v in result["settings"]["variants"] if v != "softmax"]
+    rows = [[variant,
+             extreme(variant, "train_ratio_to_softmax", min), extreme(variant, "train_ratio_to_softmax", max),
+             extreme(variant, "decode_ratio_to_softmax", min), extreme(variant, "decode_ratio_to_softmax", max)]
+            for variant in variants]
+    extremes = markdown_table(["variant", "train / softmax: worst case", "train / softmax: best case",
+                               "decode / softmax: worst case", "decode / softmax: best case"], rows)
+    return (per_case
+            + "\n\n\\* training share: a replay estimate (each attention call of one step re-run alone, forward "
+            "and backward, over the step's time); decoding share: timed by forward hooks during generation.\n\n"
+            + "#### Worst and best case per variant (median wall-clock ratio to softmax)\n\n" + extremes)
 
 
 def plot(result: Dict[str, object], path: Path) -> None:
+    """Median ratio to softmax (wall clock) per variant, one bar per case; one panel per phase."""
     quiet_logging()
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    variants = list(result["variants"])
-    figure, axes = plt.subplots(1, 2, figsize=(12, 4.2), squeeze=False)
-    positions = list(range(len(variants)))
+    variants = result["settings"]["variants"]
+    cases = result["cases"]
+    figure, axes = plt.subplots(1, 2, figsize=(14, 4.5), squeeze=False)
+    positions = range(len(variants))
+    width = 0.8 / max(1, len(cases))
     for axis, phase, title in zip(axes[0], ("train", "decode"),
                                   ("training throughput / softmax", "decoding speed (beam 4) / softmax")):
-        for offset, (suffix, label, colour) in zip((-0.2, 0.2), (("", "wall clock", "tab:blue"),
-                                                                 ("_cpu", "CPU time", "tab:orange"))):
-            key = f"{phase}{suffix}_ratio_to_softmax"
-            medians = [result["variants"][v][key]["median"] for v in variants]
-            lows = [m - result["variants"][v][key]["min"] for v, m in zip(variants, medians)]
-            highs = [result["variants"][v][key]["max"] - m for v, m in zip(variants, medians)]
-            axis.bar([p + offset for p in positions], medians, width=0.4, yerr=[lows, highs], capsize=3,
-                     color=colour, alpha=0.8, label=label)
+        key = f"{phase}_ratio_to_softmax"
+        for index, case in enumerate(cases):
+            ratios = [case["variants"][v][key] for v in variants]
+            medians = [r["median"] for r in ratios]
+            errors = [[r["median"] - r["min"] for r in ratios], [r["max"] - r["median"] for r in ratios]]
+            offset = (index - (len(cases) - 1) / 2) * width
+            axis.bar([p + offset for p in positions], medians, width=width, yerr=errors, capsize=2,
+                     alpha=0.85, label=case["name"])
         axis.axhline(1.0, color="black", linewidth=0.8)
-        axis.set_xticks(positions)
+        axis.set_xticks(list(positions))
         axis.set_xticklabels(variants, rotation=30)
-        axis.set_title(title)
+        axis.set_title(f"{title} (wall clock)")
         axis.set_ylabel("ratio (median, min-max over rounds)")
         axis.grid(True, axis="y", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    figure.suptitle(f"{result['variants'][variants[0]]['arch'].replace(variants[0] + '_', '<variant>_')}"
-                    f" {' '.join(result['settings']['extra_args'])}", fontsize=9)
+    axes[0][0].legend(fontsize=8, ncol=2)
     save_figure(figure, path)
 
 
@@ -355,17 +622,22 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="model benchmark: comma-separated variants to compare with softmax "
                              f"(default all: {','.join(VARIANTS)})")
     parser.add_argument("--rounds", type=int, default=None,
-                        help="model benchmark: measured rounds (default: the mode's, 21 in full mode)")
+                        help="model benchmark: measured rounds per case "
+                             f"(default: the mode's, {MODES['full'].rounds} in full mode)")
+    parser.add_argument("--cases", default=None,
+                        help="model benchmark: comma-separated cases <model>/<bucket> (default all of the mode's; "
+                             f"full mode: {','.join(c.name for c in MODES['full'].cases)})")
 
 
 def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Dict[str, object]:
     """Keyword arguments of :func:`run_model_benchmark` from parsed options; a usage error when invalid."""
     variants = tuple(v for v in args.variants.split(",") if v) if args.variants else VARIANTS
+    cases = tuple(c for c in args.cases.split(",") if c) if args.cases else None
     try:
-        check_options(variants, args.rounds)
+        check_options(args.mode, variants, args.rounds, cases)
     except ValueError as error:
         parser.error(str(error))
-    return {"dtype": args.model_dtype, "variants": variants, "rounds": args.rounds}
+    return {"dtype": args.model_dtype, "variants": variants, "rounds": args.rounds, "cases": cases}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -43,21 +43,32 @@ def test_every_output_file_is_written(smoke_run):
         assert (smoke_run / name).read_bytes()[:8] == PNG_MAGIC
 
 
-def test_model_results_have_every_variant_as_a_ratio_to_softmax(smoke_run):
+def test_model_results_have_every_case_and_variant_as_a_ratio_to_softmax(smoke_run):
+    from benchmarks import model
+
     result = json.loads((smoke_run / "model_smoke.json").read_text())
     assert result["benchmark"] == "model" and result["mode"] == "smoke" and result["reference"] == "softmax"
-    assert set(result["variants"]) == set(common.VARIANTS)
+    assert [case["name"] for case in result["cases"]] == [case.name for case in model.MODES["smoke"].cases]
     rounds = result["settings"]["rounds"]
-    for variant, entry in result["variants"].items():
-        assert entry["arch"] == f"{variant}_transformer_tiny"
-        for key in ("train_tokens_per_second", "decode_sentences_per_second", "train_ratio_to_softmax",
-                    "decode_ratio_to_softmax", "train_cpu_ratio_to_softmax", "decode_cpu_ratio_to_softmax"):
-            _check_summary(entry[key])
-            assert entry[key]["n"] == rounds and entry[key]["median"] > 0
-        # every hypothesis decodes exactly decode_length tokens + EOS: the same work for every variant
-        sentences = result["settings"]["decode_sentences_per_round"]
-        assert entry["decode_generated_tokens"] == sentences * (result["settings"]["decode_length"] + 1)
-    assert result["variants"]["softmax"]["train_ratio_to_softmax"]["median"] == 1.0
+    for case in result["cases"]:
+        assert set(case["variants"]) == set(common.VARIANTS)
+        bucket = case["bucket"]
+        assert case["model"]["parameters"] == case["variants"]["softmax"]["parameters"]
+        for variant, entry in case["variants"].items():
+            assert entry["arch"] == f"{variant}_transformer_{case['model']['size']}"
+            for key in ("train_tokens_per_second", "decode_sentences_per_second", "train_ratio_to_softmax",
+                        "decode_ratio_to_softmax", "train_cpu_ratio_to_softmax", "decode_cpu_ratio_to_softmax"):
+                _check_summary(entry[key])
+                assert entry[key]["n"] == rounds and entry[key]["median"] > 0
+            # every hypothesis decodes exactly decode_length tokens + EOS: the same work for every variant
+            sentences = bucket["decode_sentences_per_round"]
+            assert entry["decode_generated_tokens"] == sentences * (bucket["decode_length"] + 1)
+            assert set(entry["attention_share"]) == {"train", "decode"}
+            for share in entry["attention_share"].values():
+                assert 0 < share <= 1
+        for key in ("train_ratio_to_softmax", "decode_ratio_to_softmax", "train_cpu_ratio_to_softmax",
+                    "decode_cpu_ratio_to_softmax"):
+            assert case["variants"]["softmax"][key]["median"] == 1.0
     machine = result["machine"]
     for key in ("cpu_model", "logical_cpus", "torch_threads", "torch", "fairseq", "device"):
         assert key in machine
@@ -85,6 +96,9 @@ def test_summary_names_the_command_machine_and_every_variant(smoke_run):
     assert "cpu_model" in text and "torch_threads" in text
     for variant in common.VARIANTS:
         assert f"| {variant} |" in text
+    for case in json.loads((smoke_run / "model_smoke.json").read_text())["cases"]:
+        assert f"| {case['name']} |" in text
+    assert "replay estimate" in text and "Worst and best case per variant" in text
     assert "![model](model_smoke.png)" in text and "![attention](attention_smoke.png)" in text
 
 
@@ -105,15 +119,29 @@ def test_variants_and_rounds_options_choose_what_the_model_benchmark_compares(tm
     assert main(["run", "--mode", "smoke", "--only", "model", "--variants", "rela", "--rounds", "1",
                  "--out", str(tmp_path), "--threads", "0", "--device", "cpu"]) == 0
     result = json.loads((tmp_path / "model_smoke.json").read_text())
-    assert list(result["variants"]) == ["softmax", "rela"]  # softmax is always the reference
+    assert result["settings"]["variants"] == ["softmax", "rela"]  # softmax is always the reference
     assert result["settings"]["rounds"] == 1
-    assert result["variants"]["rela"]["train_ratio_to_softmax"]["n"] == 1
+    assert len(result["cases"]) == 2
+    for case in result["cases"]:
+        assert list(case["variants"]) == ["softmax", "rela"]
+        assert case["variants"]["rela"]["train_ratio_to_softmax"]["n"] == 1
     assert "--variants rela --rounds 1" in result["command"]
+
+
+def test_cases_option_chooses_which_cases_run(tmp_path):
+    assert main(["run", "--mode", "smoke", "--only", "model", "--cases", "tiny/len20", "--variants", "topk",
+                 "--rounds", "1", "--out", str(tmp_path), "--threads", "0", "--device", "cpu"]) == 0
+    result = json.loads((tmp_path / "model_smoke.json").read_text())
+    assert [case["name"] for case in result["cases"]] == ["tiny/len20"]
+    assert result["cases"][0]["bucket"]["label"] == "len20"
+    text = (tmp_path / "summary_smoke.md").read_text()
+    assert "| tiny/len20 |" in text and "tiny/len6" not in text
 
 
 @pytest.mark.parametrize("arguments, message", [
     (["--variants", "relu"], "unknown attention variant(s) relu"),
     (["--rounds", "0"], "rounds must be >= 1, got 0"),
+    (["--cases", "tiny/len6,tiny/huge"], "unknown case(s) tiny/huge in smoke mode; choose from tiny/len6, tiny/len20"),
 ])
 def test_bad_benchmark_options_are_rejected_with_a_message(arguments, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -123,13 +151,17 @@ def test_bad_benchmark_options_are_rejected_with_a_message(arguments, message, t
     assert not any(tmp_path.iterdir())
 
 
-def test_the_model_benchmark_alone_checks_its_options_the_same_way(tmp_path, capsys):
+@pytest.mark.parametrize("arguments, message", [
+    (["--variants", "softmax,relu"], "unknown attention variant(s) relu"),
+    (["--cases", "small/long"], "unknown case(s) small/long in smoke mode"),
+])
+def test_the_model_benchmark_alone_checks_its_options_the_same_way(arguments, message, tmp_path, capsys):
     from benchmarks import model
 
     with pytest.raises(SystemExit) as exit_info:
-        model.main(["--mode", "smoke", "--variants", "softmax,relu", "--out", str(tmp_path)])
+        model.main(["--mode", "smoke", *arguments, "--out", str(tmp_path)])
     assert exit_info.value.code == 2
-    assert "unknown attention variant(s) relu" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 
