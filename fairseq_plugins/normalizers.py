@@ -52,6 +52,9 @@ ALPHA_ENTMAX_PARTIAL_SORT = 64
 # sparsemax and 1.5-entmax: rows whose sort-free threshold has not settled after this many
 # passes are solved by sorting (exact either way).
 SORT_FREE_MAX_STEPS = 12
+# Below this many scores (e.g. one decoding step) sorting is faster: each sort-free pass is a
+# dozen small operations, whose fixed cost then outweighs the work.
+SORT_FREE_MIN_SCORES = 8192
 
 
 def _with_mask(scores: Tensor, mask: Optional[Tensor]) -> Tensor:
@@ -165,47 +168,40 @@ def _entmax15_sort_free(rows: Tensor):
     """``root = [rows / 2 - tau]_+`` of 1.5-entmax (output ``root ** 2``) for ``rows [rows, keys]``
     (-inf: masked) without sorting.
 
-    Safeguarded Newton steps on the convex ``f(tau) = sum_i [x_i - tau]_+^2 - 1``, ``x = z / 2``,
-    from ``tau = max x - 1`` (``f >= 0``), inside the bracket ``[max x - 1, max x - n^-1/2]``.
-    Once two iterates share a support S, the next point is the exact root of
-    ``sum_{i in S} (x_i - tau)^2 = 1`` (the sort-based formula of Peters et al. 2019 on S,
-    from the same row sums); it is the solution if its own support is S again.  Usually 3-7
-    passes; rows still unsettled after ``SORT_FREE_MAX_STEPS`` are solved by sorting.
+    Newton steps on the convex, decreasing ``f(tau) = sum_i [x_i - tau]_+^2 - 1``, ``x = z / 2``,
+    from ``tau = max x - 1`` (where ``f >= 0``) rise monotonically towards the root without
+    passing it.  Once two iterates share a support S, ``tau`` is set to the exact root of
+    ``sum_{i in S} (x_i - tau)^2 = 1`` (the sort-based formula of Peters et al. 2019 on S, from
+    the same row sums); it is the solution where its own support is S again.  Usually 3-7
+    passes; rows that do not settle are solved by sorting.
     """
-    top, dead = _row_max(rows)
-    half_top = top * 0.5
-    lower = half_top - 1.0  # f >= 0
-    upper = half_top - rows.size(-1) ** -0.5  # f <= 0: the largest output is at least 1/n
-    tau = lower
+    top, _ = _row_max(rows)
+    tau = top * 0.5 - 1.0
+    half = rows * 0.5
     root, scratch = torch.empty_like(rows), torch.empty_like(rows)
-    previous = torch.full_like(top, -1.0)
-    trial = torch.zeros_like(dead)  # tau is the exact root on the support `previous`
+    previous = None
     for _ in range(SORT_FREE_MAX_STEPS):
-        torch.add(tau.neg(), rows, alpha=0.5, out=root).clamp_(min=0)
+        torch.sub(half, tau, out=root).clamp_(min=0)
         support = _support_size(root, scratch)
-        settled = (trial & (support == previous)) | dead
-        if bool(settled.all()):
-            return root
-        total = root.sum(dim=-1, keepdim=True)
-        f = torch.linalg.vector_norm(root, dim=-1, keepdim=True).square_().sub_(1)
-        above = f >= 0
-        lower = torch.where(above, tau, lower)
-        upper = torch.where(above, upper, tau)
-        stable = support == previous
-        count = support.clamp(min=1)
-        # root of sum_S (y_i - d)^2 = 1 in d, y = root (tau -> tau + d), the smaller one
-        exact = tau + (total - (total * total - count * f).clamp_(min=0).sqrt_()) / count
-        newton = tau + f / (2 * total).clamp_(min=torch.finfo(rows.dtype).tiny)
-        proposal = torch.where(stable, exact, newton)
-        inside = (proposal >= lower) & (proposal <= upper)
-        proposal = torch.where(inside, proposal, (lower + upper) * 0.5)
-        tau = torch.where(settled, tau, proposal)
-        trial = settled | (stable & inside)
+        if previous is not None and torch.equal(support, previous):
+            break
         previous = support
-    torch.add(tau.neg(), rows, alpha=0.5, out=root).clamp_(min=0)
-    support = _support_size(root, scratch)
-    unsettled = ~((trial & (support == previous)) | dead)
-    _finish_by_sorting(rows, root, tau, support, unsettled, _entmax15_threshold, half=True)
+        # sum_i y_i >= sum_i y_i^2 >= 1 on live rows (0 <= y <= 1 while tau <= the root); 1 on all-masked rows
+        total = root.sum(dim=-1, keepdim=True).clamp_(min=1.0)
+        squares = torch.linalg.vector_norm(root, dim=-1, keepdim=True).square_()
+        tau = tau.addcdiv(squares.sub_(1.0), total, value=0.5)  # Newton: tau - f / f'
+    else:  # out of steps: the root and support at the last tau
+        torch.sub(half, tau, out=root).clamp_(min=0)
+        support = _support_size(root, scratch)
+    # exact root on the settled support S: sum_S (y_i - d)^2 = 1 for y = [x - tau]_+, the smaller d
+    total = root.sum(dim=-1, keepdim=True)
+    squares = torch.linalg.vector_norm(root, dim=-1, keepdim=True).square_()
+    count = support.clamp(min=1.0)
+    discriminant = total * total - count * (squares - 1.0)  # < 0: S is too wide to hold a root
+    tau = tau.addcdiv(total - discriminant.clamp(min=0).sqrt(), count)
+    torch.sub(half, tau, out=root).clamp_(min=0)
+    settled = (_support_size(root, scratch) == support) & (discriminant >= 0)
+    _finish_by_sorting(rows, root, tau, support.clone(), ~settled, _entmax15_threshold, half=True)
     return root
 
 
@@ -215,7 +211,12 @@ class _Sparsemax(Function):
     @staticmethod
     def forward(ctx, scores: Tensor) -> Tensor:
         rows = scores.reshape(-1, scores.size(-1))  # [..., keys] -> [rows, keys]
-        output, support = _sparsemax_sort_free(rows)
+        if rows.numel() < SORT_FREE_MIN_SCORES:
+            tau, support = _sparsemax_threshold(rows)
+            output = (rows - tau).clamp_(min=0)
+            support = support.to(rows.dtype)
+        else:
+            output, support = _sparsemax_sort_free(rows)
         output = output.view_as(scores)
         ctx.save_for_backward(output, support.view(scores.shape[:-1] + (1,)))
         return output
@@ -235,7 +236,12 @@ class _Entmax15(Function):
     @staticmethod
     def forward(ctx, scores: Tensor) -> Tensor:
         # 1.5-entmax(z) = [z/2 - tau]_+^2; root = its square root = 1 / g''(output)
-        root = _entmax15_sort_free(scores.reshape(-1, scores.size(-1))).view_as(scores)  # [rows, keys] -> scores' shape
+        rows = scores.reshape(-1, scores.size(-1))  # [..., keys] -> [rows, keys]
+        if rows.numel() < SORT_FREE_MIN_SCORES:
+            root = torch.add(_entmax15_threshold(rows)[0].neg(), rows, alpha=0.5).clamp_(min=0)
+        else:
+            root = _entmax15_sort_free(rows)
+        root = root.view_as(scores)
         ctx.save_for_backward(root)
         return root * root
 

@@ -30,7 +30,7 @@ def scores_and_mask(batch, queries, keys, scale=2.0, dtype=torch.float64, seed=0
 
 @pytest.mark.parametrize("keys", [9, 300])
 @pytest.mark.parametrize("name", ATTENTION_VARIANTS)
-def test_neginf_scores_are_the_same_mask_as_an_explicit_one(name, keys):
+def test_neginf_scores_are_the_same_mask_as_an_explicit_one(name, keys, threshold_path):
     scores, mask = scores_and_mask(4, 3, keys)
     weight = torch.randn(4, 3, keys, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     explicit = scores.clone().requires_grad_()
@@ -44,6 +44,13 @@ def test_neginf_scores_are_the_same_mask_as_an_explicit_one(name, keys):
     assert torch.isfinite(implicit.grad).all()
     torch.testing.assert_close(implicit.grad[~mask], explicit.grad[~mask], atol=1e-12, rtol=1e-10)
     assert (implicit.grad[mask] == 0).all()
+
+
+@pytest.fixture(params=["sort-free", "sorting"])
+def threshold_path(request, monkeypatch):
+    """Both ways to a sparsemax / 1.5-entmax threshold, whatever the tensor's size."""
+    monkeypatch.setattr(normalizers, "SORT_FREE_MIN_SCORES", 0 if request.param == "sort-free" else 10**12)
+    return request.param
 
 
 def _agree_with_the_entmax_package(name, scores):
@@ -60,13 +67,13 @@ def _agree_with_the_entmax_package(name, scores):
 @pytest.mark.parametrize("keys", [256, 1024])
 @pytest.mark.parametrize("scale", [0.05, 0.3, 1.0, 5.0])  # small scales: wide supports; large: one or two keys
 @pytest.mark.parametrize("name", ["sparsemax", "entmax15"])
-def test_sort_free_thresholds_of_long_rows_equal_the_entmax_package(name, scale, keys):
+def test_thresholds_of_long_rows_equal_the_entmax_package(name, scale, keys, threshold_path):
     scores = torch.randn(2, 6, keys, dtype=torch.float64, generator=torch.Generator().manual_seed(2)) * scale
     _agree_with_the_entmax_package(name, scores)
 
 
 @pytest.mark.parametrize("name", ["sparsemax", "entmax15"])
-def test_sort_free_thresholds_on_ties_and_extreme_rows(name):
+def test_thresholds_on_ties_and_extreme_rows(name, threshold_path):
     keys = 300
     scores = torch.randn(6, keys, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     scores[0] = 0.25  # all equal: uniform
@@ -81,6 +88,7 @@ def test_sort_free_thresholds_on_ties_and_extreme_rows(name):
 @pytest.mark.parametrize("name", ["sparsemax", "entmax15"])
 def test_rows_left_unsettled_are_solved_by_sorting(name, monkeypatch):
     """With a single sort-free pass allowed, most rows fall back to the sort-based solver: same result."""
+    monkeypatch.setattr(normalizers, "SORT_FREE_MIN_SCORES", 0)
     scores, mask = scores_and_mask(3, 4, 200, dead_row=True)
     expected = normalize(name, scores, mask)
     monkeypatch.setattr(normalizers, "SORT_FREE_MAX_STEPS", 1)

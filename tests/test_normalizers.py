@@ -87,7 +87,15 @@ def test_fully_masked_rows_are_zero_with_finite_gradients(name):
 
 
 @pytest.mark.parametrize("name", ATTENTION_VARIANTS)
-def test_float64_gradcheck(name):
+def test_float64_gradcheck(name, monkeypatch):
+    from fairseq_plugins import normalizers
+
+    for sort_free_from in (0, 10**12):  # sparsemax / 1.5-entmax: both threshold paths
+        monkeypatch.setattr(normalizers, "SORT_FREE_MIN_SCORES", sort_free_from)
+        _gradcheck(name)
+
+
+def _gradcheck(name):
     # keep scores away from ReLU's kink and from sort ties, where the gradient is not defined
     scores = random_scores(2, 3, 6, dtype=torch.float64, seed=4)
     scores = (scores + 0.05 * torch.sign(scores)).requires_grad_()
