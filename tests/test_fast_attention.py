@@ -99,7 +99,9 @@ def test_rows_left_unsettled_are_solved_by_sorting(name, monkeypatch):
 
 
 def test_partial_sort_handles_rows_with_fewer_keys_than_candidates():
-    scores, mask = scores_and_mask(2, 4, 300, dead_row=True)
+    keys = 500
+    assert keys >= normalizers.PARTIAL_SORT_MIN_KEYS  # alpha-entmax's partial solve
+    scores, mask = scores_and_mask(2, 4, keys, dead_row=True)
     mask[1, :, 5:] = True  # 5 visible keys, fewer than the partial sort's candidates
     for name in ("sparsemax", "entmax15", "alpha_entmax"):
         got = normalize(name, scores, mask)
@@ -108,7 +110,7 @@ def test_partial_sort_handles_rows_with_fewer_keys_than_candidates():
         assert (got[mask] == 0).all()
 
 
-@pytest.mark.parametrize("keys", [12, 300])  # short rows; long rows solved from their largest entries
+@pytest.mark.parametrize("keys", [12, 300, 500])  # short rows, long rows, rows solved from their largest entries
 @pytest.mark.parametrize("alpha", [1.05, 1.3, 1.5, 1.8, 1.99, 2.0])
 def test_alpha_entmax_newton_equals_bisection(alpha, keys):
     scores = torch.randn(2, 5, keys, dtype=torch.float64, generator=torch.Generator().manual_seed(4)) * 2
