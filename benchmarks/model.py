@@ -494,9 +494,12 @@ def run_model_benchmark(
     command: Optional[str] = None,
     rounds: Optional[int] = None,
     cases: Optional[Sequence[str]] = None,
+    decode_sentences: Optional[int] = None,
 ) -> Dict[str, object]:
     """``rounds`` overrides the mode's number of measured rounds per case; ``cases`` picks cases by
-    name (default all).  A single round's ratio scatters by about +-5 % on a shared 2-core machine;
+    name (default all); ``decode_sentences`` sets the sentences of every decoding batch (the modes
+    decode 2-18 sentences per round, where a step's tensors are small and each operation's fixed
+    cost dominates; a batch of fairseq-generate holds far more).  A single round's ratio scatters by about +-5 % on a shared 2-core machine;
     by that spread, the median of 9 rounds is good to about +-2 % (an estimate, not a measured
     repeatability)."""
     check_options(mode, variants, rounds, cases)
@@ -507,6 +510,9 @@ def run_model_benchmark(
         variants = ("softmax", *variants)
     started = time.time()
     chosen = [case for case in settings.cases if cases is None or case.name in cases]
+    if decode_sentences is not None:
+        chosen = [replace(case, bucket=replace(case.bucket, decode_batches=tuple(
+            (decode_sentences, length) for _, length in case.bucket.decode_batches))) for case in chosen]
     return {
         "benchmark": "model",
         "mode": mode,
@@ -516,7 +522,7 @@ def run_model_benchmark(
         "settings": {"dtype": dtype, "variants": list(variants), "rounds": settings.rounds,
                      "warmup_rounds": settings.warmup_rounds, "beam": settings.beam, "seed": settings.seed,
                      "profile_seconds": settings.profile_seconds, "profile_max_passes": MAX_PROFILE_PASSES,
-                     "attention_share_clock": share_clock(device).__name__},
+                     "attention_share_clock": share_clock(device).__name__, "decode_sentences": decode_sentences},
         "cases": [run_case(case, settings, variants, device, torch_dtype, log) for case in chosen],
         "elapsed_seconds": time.time() - started,
     }
@@ -624,6 +630,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=None,
                         help="model benchmark: measured rounds per case "
                              f"(default: the mode's, {MODES['full'].rounds} in full mode)")
+    parser.add_argument("--decode-sentences", type=int, default=None,
+                        help="model benchmark: sentences in every decoding batch (default: the mode's, 2-18)")
     parser.add_argument("--cases", default=None,
                         help="model benchmark: comma-separated cases <model>/<bucket> (default all of the mode's; "
                              f"full mode: {','.join(c.name for c in MODES['full'].cases)})")
@@ -637,7 +645,10 @@ def run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Di
         check_options(args.mode, variants, args.rounds, cases)
     except ValueError as error:
         parser.error(str(error))
-    return {"dtype": args.model_dtype, "variants": variants, "rounds": args.rounds, "cases": cases}
+    if args.decode_sentences is not None and args.decode_sentences < 1:
+        parser.error(f"decode-sentences must be >= 1, got {args.decode_sentences}")
+    return {"dtype": args.model_dtype, "variants": variants, "rounds": args.rounds, "cases": cases,
+            "decode_sentences": args.decode_sentences}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -115,6 +115,17 @@ def test_summary_statistics():
     }
 
 
+def test_decode_sentences_sets_every_decoding_batch(tmp_path):
+    assert main(["run", "--mode", "smoke", "--only", "model", "--variants", "rela", "--rounds", "1",
+                 "--cases", "tiny/len20", "--decode-sentences", "3",
+                 "--out", str(tmp_path), "--threads", "0", "--device", "cpu"]) == 0
+    result = json.loads((tmp_path / "model_smoke.json").read_text())
+    (case,) = result["cases"]
+    assert result["settings"]["decode_sentences"] == 3
+    assert case["bucket"]["decode_batches"] == [[3, 20]] and case["bucket"]["decode_sentences_per_round"] == 3
+    assert case["variants"]["rela"]["decode_generated_tokens"] == 3 * (case["bucket"]["decode_length"] + 1)
+
+
 def test_variants_and_rounds_options_choose_what_the_model_benchmark_compares(tmp_path):
     assert main(["run", "--mode", "smoke", "--only", "model", "--variants", "rela", "--rounds", "1",
                  "--out", str(tmp_path), "--threads", "0", "--device", "cpu"]) == 0
@@ -141,6 +152,7 @@ def test_cases_option_chooses_which_cases_run(tmp_path):
 @pytest.mark.parametrize("arguments, message", [
     (["--variants", "relu"], "unknown attention variant(s) relu"),
     (["--rounds", "0"], "rounds must be >= 1, got 0"),
+    (["--decode-sentences", "0"], "decode-sentences must be >= 1, got 0"),
     (["--cases", "tiny/len6,tiny/huge"], "unknown case(s) tiny/huge in smoke mode; choose from tiny/len6, tiny/len20"),
 ])
 def test_bad_benchmark_options_are_rejected_with_a_message(arguments, message, tmp_path, capsys):
