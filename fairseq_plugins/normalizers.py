@@ -419,6 +419,27 @@ def alpha_entmax(
     return _AlphaEntmax.apply(_with_mask(scores, mask), alpha, n_iter)
 
 
+class _TopkSoftmax(Function):
+    """Softmax over each row's scores >= its k-th largest.  The backward is softmax's alone
+    (torch's fused kernel): entries outside the top k have weight 0, hence gradient 0, so no
+    mask is kept for a masked_fill backward."""
+
+    @staticmethod
+    def forward(ctx, scores: Tensor, k: int) -> Tensor:
+        # the k-th largest = the smallest of the k largest (unsorted selection is cheaper);
+        # [..., queries, 1], -inf when fewer than k keys are unmasked
+        kth_largest = scores.topk(k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
+        kept = scores.masked_fill(scores < kth_largest, float("-inf"))
+        weights = _softmax_family_rows(F.softmax(kept, dim=-1), kept, lambda: _safe_softmax(kept))
+        ctx.save_for_backward(weights)
+        return weights
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor):
+        (weights,) = ctx.saved_tensors
+        return torch._softmax_backward_data(grad_output.contiguous(), weights, -1, weights.dtype), None
+
+
 def topk(scores: Tensor, mask: Optional[Tensor] = None, *, k: int = 8) -> Tensor:
     """Explicit sparse attention (Zhao et al. 2019): top-k, then softmax.
 
@@ -430,10 +451,7 @@ def topk(scores: Tensor, mask: Optional[Tensor] = None, *, k: int = 8) -> Tensor
         raise ValueError(f"top-k attention needs k >= 1, got k={k}")
     scores = _with_mask(scores, mask)
     if k < scores.size(-1):
-        # the k-th largest = the smallest of the k largest (unsorted selection is cheaper);
-        # [..., queries, 1], -inf when fewer than k keys are unmasked
-        kth_largest = scores.topk(k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
-        scores = scores.masked_fill(scores < kth_largest, float("-inf"))
+        return _TopkSoftmax.apply(scores, k)
     weights = F.softmax(scores, dim=-1)
     return _softmax_family_rows(weights, scores, lambda: _safe_softmax(scores))
 
