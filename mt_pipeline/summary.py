@@ -176,7 +176,7 @@ def verdicts(rows: List[dict], baselines: Optional[list]) -> List[str]:
                 continue
             holds = values[0] > values[1] > values[2]
             parts.append(f"{sublayer} {'holds' if holds else 'does not hold'} "
-                         f"({values[0]:.3f} > {values[1]:.3f} > {values[2]:.3f})")
+                         f"(rela {values[0]:.3f}, entmax15 {values[1]:.3f}, softmax {values[2]:.3f})")
         lines.append("**Sparsity ordering ReLA > 1.5-entmax > softmax.** " + "; ".join(parts))
     measured = [r for r in rows if r["null_rate.cross"][0] is not None]
     if measured:
