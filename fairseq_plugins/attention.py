@@ -113,7 +113,7 @@ def rms_norm_gate(z: Tensor, scale: Tensor, gate: Optional[Tensor] = None, eps: 
     if torch.is_grad_enabled() and (z.requires_grad or scale.requires_grad
                                     or (gate is not None and gate.requires_grad)):
         return RMSNormGateFunction.apply(z, scale, gate, eps)
-    # inference (decoding): torch's one-kernel RMS norm, then the gate: 4 operations instead of 8
+    # inference (decoding): torch's rms_norm, then the gate: 4 operations instead of 8
     z32 = _at_least_float32(z)
     y = F.rms_norm(z32, (z32.size(-1),), weight=scale.to(z32.dtype), eps=eps)
     if gate is not None:
