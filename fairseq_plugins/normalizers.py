@@ -78,7 +78,8 @@ def _sparsemax_threshold(scores: Tensor):
     support size; Duchi et al. 2008).  Masked (-inf) entries never win the maximum; a row whose
     keys are all masked gets ``tau = -inf``, and its output ``-inf - (-inf)`` is NaN: callers
     zero it.  Fewer operations than shifting by the row maximum first, which matters for small
-    tensors (one decoding step), where each operation's fixed cost dominates.  The reference and fallback of :func:`_sparsemax_sort_free`.
+    tensors (one decoding step), where each operation's fixed cost dominates.  The reference and
+    fallback of :func:`_sparsemax_sort_free`.
     """
     ranked = scores.sort(dim=-1, descending=True).values
     rho = torch.arange(1, ranked.size(-1) + 1, device=scores.device, dtype=scores.dtype)
@@ -114,17 +115,18 @@ def _support_size(output: Tensor, scratch: Tensor) -> Tensor:
     return torch.sign(output, out=scratch).sum(dim=-1, keepdim=True)
 
 
-def _finish_by_sorting(rows: Tensor, output: Tensor, tau: Tensor, support: Tensor, unsettled: Tensor,
+def _finish_by_sorting(rows: Tensor, output: Tensor, support: Optional[Tensor], unsettled: Tensor,
                        solve, half: bool) -> None:
     """Rows the sort-free iteration left ``unsettled`` ([rows, 1] bool) solved by ``solve`` (sort-based),
-    written into ``output`` / ``tau`` / ``support`` in place; ``half``: the threshold is of ``rows / 2``."""
+    written into ``output`` (and ``support``, a float count, when given) in place; ``half``: the
+    threshold is of ``rows / 2``."""
     index = unsettled.squeeze(1).nonzero().squeeze(1)
     if not index.numel():
         return
     subset = rows.index_select(0, index)
     tau_sorted, support_sorted = solve(subset)
-    tau.index_copy_(0, index, tau_sorted)
-    support.index_copy_(0, index, support_sorted.to(support.dtype))  # support: a float count
+    if support is not None:
+        support.index_copy_(0, index, support_sorted.to(support.dtype))
     scaled = subset * 0.5 if half else subset
     output.index_copy_(0, index, (scaled - tau_sorted).clamp_(min=0).nan_to_num_(nan=0.0))  # NaN: all masked
 
@@ -157,7 +159,7 @@ def _sparsemax_sort_free(rows: Tensor):
     # the last tau is unchecked: recompute the output there for settled rows, sort the rest
     torch.sub(rows, tau, out=output).clamp_(min=0)
     support = _support_size(output, scratch)
-    _finish_by_sorting(rows, output, tau, support, support != previous, _sparsemax_threshold, half=False)
+    _finish_by_sorting(rows, output, support, support != previous, _sparsemax_threshold, half=False)
     return output, support.clamp_(min=1)
 
 
@@ -198,7 +200,7 @@ def _entmax15_sort_free(rows: Tensor):
     tau = tau.addcdiv(total - discriminant.clamp(min=0).sqrt(), count)
     torch.sub(half, tau, out=root).clamp_(min=0)
     settled = (_support_size(root, scratch) == support) & (discriminant >= 0)
-    _finish_by_sorting(rows, root, tau, support.clone(), ~settled, _entmax15_threshold, half=True)
+    _finish_by_sorting(rows, root, None, ~settled, _entmax15_threshold, half=True)
     return root
 
 
