@@ -25,7 +25,7 @@ help:
 	@echo "make train PAIR=en-de ATTN=rela fairseq-hydra-train with configs/<direction>.yaml +attention=ATTN"
 	@echo "make translate|bleu|align PAIR=en-de ATTN=rela   test set translation, sacreBLEU, AER + attention stats"
 	@echo "make report PAIR=en-de          one table across every trained variant of the pair"
-	@echo "make bench                      speed benchmarks, full mode (~17 min, 2 cores) -> results/perf/*_full.*"
+	@echo "make bench                      speed benchmarks, full mode (~23 min, 2 cores) -> results/perf/*_full.*"
 	@echo "make bench-quick                the same, quick mode (~1 min)"
 
 setup:

@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the attention and model benchmarks")
     run.add_argument("--mode", choices=("quick", "full", "smoke"), default="quick",
-                     help="quick: < 2 min (CI); full: the record (about 17 min on 2 cores); smoke: tests")
+                     help="quick: < 2 min (CI); full: the record (about 23 min on 2 cores); smoke: tests")
     run.add_argument("--only", choices=("attention", "model"), default=None)
     run.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default results/perf)")
     run.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 = torch's default)")

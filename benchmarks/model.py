@@ -109,18 +109,20 @@ def _cases(models: Sequence[ModelConfig], buckets: Sequence[LengthBucket]) -> Tu
 RECORD = ModelConfig("record", "iwslt_de_en", ("--encoder-layers", "3", "--decoder-layers", "3"), 6000)
 # the tiny architecture (2+2 layers, d 64, 4 heads): attention is a large share of the work
 SMALL = ModelConfig("small", "tiny", (), 1000)
-# about 1,500-1,800 target tokens per training round in every bucket
+# about 1,500-1,800 target tokens per training round in every bucket, and 1,536 source tokens per
+# decoding round, batched as `fairseq-generate --max-tokens 1536` would (the runner decodes with
+# --batch-size 64).  Smaller decoding batches (--decode-sentences) are the per-call-overhead worst case.
 SHORT = LengthBucket("short", train_batches=((48, 12, 13), (24, 24, 26), (16, 30, 32)),
-                     decode_batches=((12, 16), (6, 32)), decode_length=20)
+                     decode_batches=((48, 16), (24, 32)), decode_length=20)
 MEDIUM = LengthBucket("medium", train_batches=((16, 56, 58), (12, 64, 66)),
-                      decode_batches=((6, 64),), decode_length=48)
+                      decode_batches=((24, 64),), decode_length=48)
 LONG = LengthBucket("long", train_batches=((7, 128, 130), (3, 256, 250)),
-                    decode_batches=((2, 192),), decode_length=64)
+                    decode_batches=((8, 192),), decode_length=64)
 
 MAX_PROFILE_PASSES = 10  # attention-share passes per phase, whatever profile_seconds asks
 
 MODES: Dict[str, ModelSettings] = {
-    # 9 rounds: about 21 min at 1 thread on the shared 2-core machine (11 would take about 25)
+    # 9 rounds: about 19 min at 1 thread on the 2-core machine (the model level of a 23-min `make bench`)
     "full": ModelSettings(cases=_cases((RECORD, SMALL), (SHORT, MEDIUM, LONG)), beam=4, rounds=9, warmup_rounds=1,
                           profile_seconds=0.5),
     # CI: the small model, shortest and longest bucket
@@ -498,8 +500,9 @@ def run_model_benchmark(
 ) -> Dict[str, object]:
     """``rounds`` overrides the mode's number of measured rounds per case; ``cases`` picks cases by
     name (default all); ``decode_sentences`` sets the sentences of every decoding batch (the modes
-    decode 2-18 sentences per round, where a step's tensors are small and each operation's fixed
-    cost dominates; a batch of fairseq-generate holds far more).  A single round's ratio scatters by about +-5 % on a shared 2-core machine;
+    decode about 1,500 source tokens per batch, as ``fairseq-generate --max-tokens 1536`` would;
+    a batch of one or two sentences, as in interactive translation, is where each operation's
+    fixed cost dominates).  A single round's ratio scatters by about +-5 % on a shared 2-core machine;
     by that spread, the median of 9 rounds is good to about +-2 % (an estimate, not a measured
     repeatability)."""
     check_options(mode, variants, rounds, cases)
@@ -631,7 +634,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
                         help="model benchmark: measured rounds per case "
                              f"(default: the mode's, {MODES['full'].rounds} in full mode)")
     parser.add_argument("--decode-sentences", type=int, default=None,
-                        help="model benchmark: sentences in every decoding batch (default: the mode's, 2-18)")
+                        help="model benchmark: sentences in every decoding batch (default: the mode's, "
+                             "about 1,536 source tokens per batch)")
     parser.add_argument("--cases", default=None,
                         help="model benchmark: comma-separated cases <model>/<bucket> (default all of the mode's; "
                              f"full mode: {','.join(c.name for c in MODES['full'].cases)})")

@@ -49,12 +49,21 @@ Tensor = torch.Tensor
 # rows whose support fills them are then solved in full.
 PARTIAL_SORT_MIN_KEYS = 384  # measured: full Newton is faster at 256 keys, the partial solve at 512
 ALPHA_ENTMAX_PARTIAL_SORT = 64
+# alpha-entmax: the power-free starting point is solved to this step size (then exact Newton steps)
+ALPHA_ENTMAX_START_TOLERANCE = 1e-3
 # sparsemax and 1.5-entmax: rows whose sort-free threshold has not settled after this many
 # passes are solved by sorting (exact either way).
 SORT_FREE_MAX_STEPS = 12
 # Below this many scores (e.g. one decoding step) sorting is faster: each sort-free pass is a
 # dozen small operations, whose fixed cost then outweighs the work.
 SORT_FREE_MIN_SCORES = 8192
+
+
+def _differentiable(*tensors: Tensor) -> bool:
+    """Whether autograd records this call.  When it does not (decoding, evaluation), the
+    normalizers run their forward without an autograd Function and keep nothing for a backward:
+    on one decoding step's small tensors that overhead is a large share of the call."""
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def _with_mask(scores: Tensor, mask: Optional[Tensor]) -> Tensor:
@@ -204,20 +213,28 @@ def _entmax15_sort_free(rows: Tensor):
     return root
 
 
+def _sparsemax_forward(scores: Tensor, need_support: bool):
+    """Sparsemax of ``scores [..., keys]``, and (``need_support``) its support size ``[..., 1]``
+    in the scores' dtype; sorting below ``SORT_FREE_MIN_SCORES`` scores, sort-free above."""
+    rows = scores.reshape(-1, scores.size(-1))  # [..., keys] -> [rows, keys]
+    if rows.numel() < SORT_FREE_MIN_SCORES:
+        tau, support = _sparsemax_threshold(rows)
+        output = (rows - tau).clamp_(min=0).nan_to_num_(nan=0.0)  # NaN: rows whose keys are all masked
+        support = support.to(rows.dtype) if need_support else None
+    else:
+        output, support = _sparsemax_sort_free(rows)
+    if support is not None:
+        support = support.view(scores.shape[:-1] + (1,))  # [rows, 1] -> [..., 1]
+    return output.view_as(scores), support
+
+
 class _Sparsemax(Function):
     """Sparsemax over the last dimension; ``-inf`` entries get 0, all-``-inf`` rows get zeros."""
 
     @staticmethod
     def forward(ctx, scores: Tensor) -> Tensor:
-        rows = scores.reshape(-1, scores.size(-1))  # [..., keys] -> [rows, keys]
-        if rows.numel() < SORT_FREE_MIN_SCORES:
-            tau, support = _sparsemax_threshold(rows)
-            output = (rows - tau).clamp_(min=0).nan_to_num_(nan=0.0)  # NaN: rows whose keys are all masked
-            support = support.to(rows.dtype)
-        else:
-            output, support = _sparsemax_sort_free(rows)
-        output = output.view_as(scores)
-        ctx.save_for_backward(output, support.view(scores.shape[:-1] + (1,)))
+        output, support = _sparsemax_forward(scores, need_support=True)
+        ctx.save_for_backward(output, support)
         return output
 
     @staticmethod
@@ -229,18 +246,23 @@ class _Sparsemax(Function):
         return grad.addcmul_(in_support, mean, value=-1)
 
 
+def _entmax15_root(scores: Tensor) -> Tensor:
+    """``[scores / 2 - tau]_+`` of 1.5-entmax (output: its square) for ``scores [..., keys]``;
+    sorting below ``SORT_FREE_MIN_SCORES`` scores, sort-free above."""
+    rows = scores.reshape(-1, scores.size(-1))  # [..., keys] -> [rows, keys]
+    if rows.numel() < SORT_FREE_MIN_SCORES:
+        root = torch.add(_entmax15_threshold(rows)[0].neg(), rows, alpha=0.5).clamp_(min=0)
+    else:
+        root = _entmax15_sort_free(rows)
+    return root.view_as(scores)
+
+
 class _Entmax15(Function):
     """1.5-entmax over the last dimension; ``-inf`` entries get 0, all-``-inf`` rows get zeros."""
 
     @staticmethod
     def forward(ctx, scores: Tensor) -> Tensor:
-        # 1.5-entmax(z) = [z/2 - tau]_+^2; root = its square root = 1 / g''(output)
-        rows = scores.reshape(-1, scores.size(-1))  # [..., keys] -> [rows, keys]
-        if rows.numel() < SORT_FREE_MIN_SCORES:
-            root = torch.add(_entmax15_threshold(rows)[0].neg(), rows, alpha=0.5).clamp_(min=0)
-        else:
-            root = _entmax15_sort_free(rows)
-        root = root.view_as(scores)
+        root = _entmax15_root(scores)  # 1.5-entmax(z) = root^2; root = 1 / g''(output)
         ctx.save_for_backward(root)
         return root * root
 
@@ -253,97 +275,126 @@ class _Entmax15(Function):
         return grad.addcmul_(q, root, value=-1)
 
 
-def _alpha_entmax_newton(z: Tensor, am1: Tensor, dead: Tensor, n_iter: int, keys: int):
-    """Threshold of alpha-entmax for rows ``z [rows, n]`` (row maxima 0; ``am1`` = alpha - 1,
-    ``[rows, 1]``), by safeguarded Newton iterations on ``g(tau) = ||[z - tau]_+||_p - 1``.
+def _alpha_entmax_start(z: Tensor) -> Tensor:
+    """Starting threshold of alpha-entmax's Newton iteration for rows ``z [rows, n]`` (row maxima 0),
+    found without powers: the root of ``sum_i [z_i - tau]_+^2 = 1`` (exact at alpha = 1.5), by
+    Newton steps from -1 to within ``ALPHA_ENTMAX_START_TOLERANCE``.
 
-    Returns ``tau``, ``[z - tau]_+^p`` and its row sums.  ``keys`` (>= n) sets the
-    bisection bracket ``[-1, -(1/keys)^(alpha-1)]``.
+    Below the root, ``0 <= y <= 1``: ``y^2 <= y^p`` for ``p <= 2`` (alpha >= 1.5), so the start lies
+    at or below alpha-entmax's threshold, and at or above it for alpha < 1.5.  Either is safe:
+    from above the root, the first tangent step of the convex ``g`` lands below it.  A step of
+    this solver is a few cheap passes where a step of the exact one needs a power.
+    """
+    tau = torch.full((z.size(0), 1), -1.0, dtype=z.dtype, device=z.device)
+    y = torch.empty_like(z)
+    for _ in range(SORT_FREE_MAX_STEPS):
+        torch.sub(z, tau, out=y).clamp_(min=0)
+        squares = torch.linalg.vector_norm(y, dim=-1, keepdim=True).square_()
+        # Newton on sum y^2 - 1 rises from the left; clamped at 0 for rows whose keys are all masked
+        step = squares.sub_(1.0).div_(y.sum(dim=-1, keepdim=True).mul_(2.0).clamp_(min=torch.finfo(z.dtype).tiny))
+        tau = tau + step.clamp_(min=0)
+        if not float(step.amax()) > ALPHA_ENTMAX_START_TOLERANCE:
+            break
+    return tau
+
+
+def _alpha_entmax_newton(z: Tensor, am1: Tensor, n_iter: int):
+    """``[z - tau]_+`` at the alpha-entmax threshold for rows ``z [rows, n]`` (row maxima 0,
+    ``-inf`` masked; ``am1`` = alpha - 1, ``[rows, 1]``), by Newton's method on
+    ``g(tau) = ||[z - tau]_+||_p - 1``, ``p = 1 / (alpha - 1)``.
+
+    ``g`` is convex and decreasing on ``[-1, 0)``, ``g(-1) >= 0``: from any start
+    (:func:`_alpha_entmax_start`) the tangent step ``tau += (T - T^(2 - alpha)) / S``
+    (``T = sum y^p``, ``S = sum y^(p-1)``, ``y = [z - tau]_+``) lands at or below the root (kept
+    >= -1), and from there each step rises to it, quadratically once the support settles.  When every
+    row's step is below sqrt(eps) the next point is exact to about eps: the loop evaluates it and
+    stops (typically 2 evaluations at alpha = 1.5, 4-8 elsewhere; at most ``n_iter``).
+
+    Returns ``tau [rows, 1]``, ``y`` and ``y^(p-1)`` at it (two ``[rows, n]`` buffers).
     """
     exponent = (1 - am1) / am1  # p - 1 = (2 - alpha) / (alpha - 1)
     alpha_two = bool((exponent == 0).any())  # 0^0 = 1 would put masked keys in the support
-    lower = torch.full_like(am1, -1.0)
-    upper = -((1.0 / keys) ** am1)
-    tau = lower
-    # Newton converges quadratically near the root: once a step is below sqrt(eps), the
-    # next point is exact to about eps, and is where the output is evaluated.
+    tau = _alpha_entmax_start(z)
     tolerance = torch.finfo(z.dtype).eps ** 0.5
-    final = False
     # two buffers reused by every step (a fresh large tensor per step costs page faults on CPU)
     y, powered = torch.empty_like(z), torch.empty_like(z)
     for iteration in range(max(1, n_iter)):
         torch.sub(z, tau, out=y).clamp_(min=0)
-        torch.pow(y, exponent, out=powered)  # [z - tau]_+^(p-1)
+        torch.pow(y, exponent, out=powered)  # y^(p-1)
         if alpha_two:
             powered.masked_fill_(y == 0, 0.0)
-        last = final or iteration == n_iter - 1
-        slope = None if last else powered.sum(dim=-1, keepdim=True)
-        unnormalised = powered.mul_(y)  # [z - tau]_+^p
-        total = unnormalised.sum(dim=-1, keepdim=True)
-        if last:
+        if iteration == n_iter - 1:
             break
-        g = total.pow(am1) - 1  # ||y||_p - 1
-        above = g >= 0
-        lower = torch.where(above, tau, lower)
-        upper = torch.where(above, upper, tau)
-        step = g * total.pow(1 - am1) / slope  # -g / g'
-        proposal = tau + step
-        inside = (proposal >= lower) & (proposal <= upper)
-        proposal = torch.where(inside, proposal, (lower + upper) / 2)
-        final = bool((((proposal - tau).abs() <= tolerance) | dead).all())
-        tau = proposal
-    return tau, unnormalised, total
+        slope = powered.sum(dim=-1, keepdim=True)  # S; 0 only on rows whose keys are all masked
+        total = powered.mul_(y).sum(dim=-1, keepdim=True)  # T; powered is recomputed next step
+        shrink = total.pow(1 - am1)
+        if alpha_two:
+            shrink.masked_fill_(total == 0, 0.0)
+        step = (total - shrink).div_(slope.clamp_(min=torch.finfo(z.dtype).tiny))  # 0 on all-masked rows
+        tau = (tau + step).clamp_(min=-1.0)
+        if not float(step.abs().amax()) > tolerance:  # NaN-free rows: stop after evaluating tau
+            torch.sub(z, tau, out=y).clamp_(min=0)
+            torch.pow(y, exponent, out=powered)
+            if alpha_two:
+                powered.masked_fill_(y == 0, 0.0)
+            break
+    return tau, y, powered
+
+
+def _alpha_entmax_forward(scores: Tensor, alpha: Tensor, n_iter: int, need_backward: bool = True):
+    """alpha-entmax of ``scores [..., keys]`` (``alpha`` broadcast to ``[..., 1]``): returns the
+    output and (``need_backward``, else None) ``output^(2 - alpha)`` (= 1 / g''(output), which
+    the backward needs), both ``scores``' shape.
+
+    With ``z = (x - max x)(alpha - 1)`` the output is ``y^p / sum y^p``, ``y = [z - tau]_+``;
+    ``output^(2 - alpha) = y^(p-1) * T^(alpha - 2)`` comes from the solver's last ``y^(p-1)``
+    without another power.  Rows of at least ``PARTIAL_SORT_MIN_KEYS`` keys are solved on their
+    ``ALPHA_ENTMAX_PARTIAL_SORT`` largest entries first (the support is usually much smaller),
+    and in full only where the support reaches the smallest of them.
+    """
+    keys = scores.size(-1)
+    rows = scores.reshape(-1, keys)  # [..., keys] -> [rows, keys]
+    am1 = alpha.reshape(-1, 1) - 1  # [..., 1] -> [rows, 1]
+    max_val, _ = _row_max(rows)
+    z = (rows - max_val).mul_(am1)  # <= 0, row maxima 0, -inf masked
+    if keys >= PARTIAL_SORT_MIN_KEYS and keys > 2 * ALPHA_ENTMAX_PARTIAL_SORT:
+        # the threshold from each row's largest entries; rows whose smallest such entry is
+        # still in the support are solved again in full
+        candidates = z.topk(ALPHA_ENTMAX_PARTIAL_SORT, dim=-1).values  # [rows, candidates]
+        tau = _alpha_entmax_newton(candidates, am1, n_iter)[0]
+        unsolved = (candidates[:, -1:] > tau).squeeze(1).nonzero().squeeze(1)
+        if unsolved.numel():
+            tau_full = _alpha_entmax_newton(z.index_select(0, unsolved), am1.index_select(0, unsolved), n_iter)[0]
+            tau = tau.index_copy(0, unsolved, tau_full)
+        y = z.sub_(tau).clamp_(min=0)
+        powered = torch.pow(y, (1 - am1) / am1)
+        if bool((am1 >= 1).any()):
+            powered.masked_fill_(y == 0, 0.0)
+    else:
+        _, y, powered = _alpha_entmax_newton(z, am1, n_iter)
+    output = y.mul_(powered)  # y^p
+    total = output.sum(dim=-1, keepdim=True)
+    total.masked_fill_(total == 0, 1.0)  # all-masked rows: output 0
+    output = output.div_(total).view_as(scores)
+    if not need_backward:
+        return output, None
+    gppr = powered.mul_(total.pow(am1 - 1)).view_as(scores)
+    return output, gppr
 
 
 class _AlphaEntmax(Function):
-    """alpha-entmax over the last dimension by safeguarded Newton iterations.
-
-    With ``z = (x - max x) (alpha - 1)`` and ``p = 1 / (alpha - 1)`` the output is
-    ``[z - tau]_+^p`` for the ``tau`` where ``g(tau) = ||[z - tau]_+||_p - 1 = 0``.
-    ``g`` is convex and decreasing on ``[-1, 0]`` (a p-norm of convex decreasing
-    functions, p >= 1), ``g(-1) >= 0``: Newton's method from ``tau = -1`` increases
-    monotonically to the root, and is exact in one step whenever the support's
-    entries are equal.  Each step is kept inside the bisection bracket (bisection
-    otherwise); once every row's step is below sqrt(eps) the output is evaluated at
-    the next point (exact to about eps) and the loop stops, typically after 4-9
-    evaluations where bisection takes ``n_iter`` = 50.  Long rows are solved on their
-    64 largest entries first (the support is usually much smaller), and in full only
-    where the support reaches the smallest of them.
-    """
+    """alpha-entmax over the last dimension (:func:`_alpha_entmax_forward`); the backward is the
+    one of ``entmax.entmax_bisect`` (Correia et al. 2019), made NaN-free on all-masked rows."""
 
     @staticmethod
     def forward(ctx, scores: Tensor, alpha: Tensor, n_iter: int) -> Tensor:
-        keys = scores.size(-1)
-        rows = scores.reshape(-1, keys)
-        am1 = alpha.reshape(-1, 1) - 1
-        max_val, dead = _row_max(rows)
-        z = (rows - max_val).mul_(am1)  # <= 0, row maxima 0, -inf masked
-        if keys >= PARTIAL_SORT_MIN_KEYS and keys > 2 * ALPHA_ENTMAX_PARTIAL_SORT:
-            # the threshold from each row's largest entries; rows whose smallest such entry is
-            # still in the support are solved again in full
-            candidates = z.topk(ALPHA_ENTMAX_PARTIAL_SORT, dim=-1).values
-            tau = _alpha_entmax_newton(candidates, am1, dead, n_iter, keys)[0]
-            unsolved = (candidates[:, -1:] > tau).squeeze(1).nonzero().squeeze(1)
-            if unsolved.numel():
-                tau_full = _alpha_entmax_newton(
-                    z.index_select(0, unsolved), am1.index_select(0, unsolved),
-                    dead.index_select(0, unsolved), n_iter, keys,
-                )[0]
-                tau = tau.index_copy(0, unsolved, tau_full)
-            output = (z - tau).clamp_(min=0).pow_(1 / am1)
-            total = output.sum(dim=-1, keepdim=True)
-        else:
-            _, output, total = _alpha_entmax_newton(z, am1, dead, n_iter, keys)
-        output = output.div_(total.masked_fill_(total == 0, 1.0)).view_as(scores)  # 0: all-masked rows
-        ctx.save_for_backward(output, alpha)
+        output, gppr = _alpha_entmax_forward(scores, alpha, n_iter)
+        ctx.save_for_backward(output, gppr, alpha)
         return output
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):
-        output, alpha = ctx.saved_tensors
-        gppr = output.pow(2 - alpha)  # 1 / g''(output); 0 off the support (2 - alpha > 0)
-        if bool((alpha >= 2).any()):
-            gppr = gppr.masked_fill_(output == 0, 0.0)  # 0^0 = 1 at alpha = 2
+        output, gppr, alpha = ctx.saved_tensors  # gppr = output^(2 - alpha), 0 off the support
         gppr_sum = gppr.sum(dim=-1, keepdim=True)
         gppr_sum = gppr_sum.masked_fill_(gppr_sum == 0, 1.0)  # all-masked rows
         grad = grad_output * gppr
@@ -388,12 +439,19 @@ def sparsemax(scores: Tensor, mask: Optional[Tensor] = None) -> Tensor:
 
     Exact sort-based algorithm (as in the ``entmax`` package), partial sort on long rows.
     """
-    return _Sparsemax.apply(_with_mask(scores, mask))
+    scores = _with_mask(scores, mask)
+    if _differentiable(scores):
+        return _Sparsemax.apply(scores)
+    return _sparsemax_forward(scores, need_support=False)[0]
 
 
 def entmax15(scores: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     """1.5-entmax (Peters, Niculae & Martins 2019): Tsallis alpha=1.5 entmax, exact sort-based."""
-    return _Entmax15.apply(_with_mask(scores, mask))
+    scores = _with_mask(scores, mask)
+    if _differentiable(scores):
+        return _Entmax15.apply(scores)
+    root = _entmax15_root(scores)
+    return root.mul_(root)
 
 
 def alpha_entmax(
@@ -418,7 +476,19 @@ def alpha_entmax(
         alpha = torch.tensor(float(alpha), dtype=scores.dtype, device=scores.device)
     # expanded here, not inside the Function, so that autograd sums the gradient back to alpha's shape
     alpha = alpha.expand(*scores.shape[:-1], 1)
-    return _AlphaEntmax.apply(_with_mask(scores, mask), alpha, n_iter)
+    scores = _with_mask(scores, mask)
+    if _differentiable(scores, alpha):
+        return _AlphaEntmax.apply(scores, alpha, n_iter)
+    return _alpha_entmax_forward(scores, alpha, n_iter, need_backward=False)[0]
+
+
+def _topk_softmax(scores: Tensor, k: int) -> Tensor:
+    """Softmax over each row's scores >= its k-th largest (``k`` < keys)."""
+    # the k-th largest = the smallest of the k largest (unsorted selection is cheaper);
+    # [..., queries, 1], -inf when fewer than k keys are unmasked
+    kth_largest = scores.topk(k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
+    kept = scores.masked_fill(scores < kth_largest, float("-inf"))
+    return _softmax_family_rows(F.softmax(kept, dim=-1), kept, lambda: _safe_softmax(kept))
 
 
 class _TopkSoftmax(Function):
@@ -428,11 +498,7 @@ class _TopkSoftmax(Function):
 
     @staticmethod
     def forward(ctx, scores: Tensor, k: int) -> Tensor:
-        # the k-th largest = the smallest of the k largest (unsorted selection is cheaper);
-        # [..., queries, 1], -inf when fewer than k keys are unmasked
-        kth_largest = scores.topk(k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
-        kept = scores.masked_fill(scores < kth_largest, float("-inf"))
-        weights = _softmax_family_rows(F.softmax(kept, dim=-1), kept, lambda: _safe_softmax(kept))
+        weights = _topk_softmax(scores, k)
         ctx.save_for_backward(weights)
         return weights
 
@@ -453,7 +519,7 @@ def topk(scores: Tensor, mask: Optional[Tensor] = None, *, k: int = 8) -> Tensor
         raise ValueError(f"top-k attention needs k >= 1, got k={k}")
     scores = _with_mask(scores, mask)
     if k < scores.size(-1):
-        return _TopkSoftmax.apply(scores, k)
+        return _TopkSoftmax.apply(scores, k) if _differentiable(scores) else _topk_softmax(scores, k)
     weights = F.softmax(scores, dim=-1)
     return _softmax_family_rows(weights, scores, lambda: _safe_softmax(scores))
 

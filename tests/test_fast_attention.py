@@ -5,6 +5,7 @@
   package, on rows of 256 and 1024 keys, ties and extreme rows;
 * alpha-entmax by Newton iterations == ``entmax.entmax_bisect`` (values and gradients in
   the scores and in alpha), also on long rows solved from their largest entries;
+* without autograd (decoding) the normalizers' forward alone == their autograd Function;
 * the attention module on long keys: incremental decoding == the full forward.
 """
 
@@ -44,6 +45,21 @@ def test_neginf_scores_are_the_same_mask_as_an_explicit_one(name, keys, threshol
     assert torch.isfinite(implicit.grad).all()
     torch.testing.assert_close(implicit.grad[~mask], explicit.grad[~mask], atol=1e-12, rtol=1e-10)
     assert (implicit.grad[mask] == 0).all()
+
+
+@pytest.mark.parametrize("keys", [9, 300, 500])  # 500: alpha-entmax's partial solve
+@pytest.mark.parametrize("name", ["sparsemax", "entmax15", "alpha_entmax", "topk"])
+def test_inference_path_equals_the_autograd_path(name, keys, threshold_path):
+    """Without autograd (decoding) the normalizers skip their autograd Function: same weights."""
+    scores, mask = scores_and_mask(4, 3, keys)
+    params = {"alpha": torch.tensor([1.2, 1.5, 1.8, 2.0], dtype=torch.float64).view(4, 1, 1)} \
+        if name == "alpha_entmax" else {}
+    with torch.no_grad():
+        inference = normalize(name, scores, mask, **params)
+    training = normalize(name, scores.clone().requires_grad_(), mask, **params)
+    assert training.requires_grad and not inference.requires_grad
+    torch.testing.assert_close(inference, training.detach(), atol=0, rtol=0)
+    assert (inference[mask] == 0).all() and (inference[0, 0] == 0).all()
 
 
 @pytest.fixture(params=["sort-free", "sorting"])
@@ -199,3 +215,26 @@ def test_fused_rela_path_equals_the_fairseq_path(normalizer, mode):
     assert (w_f.transpose(0, 1)[padding.view(3, 1, 1, -1).expand_as(w_f.transpose(0, 1))] == 0).all()
     for a, b in zip(g_f, g_r):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("alpha", [1.05, 1.2, 1.49, 1.5, 1.51, 1.7, 2.0])
+def test_alpha_entmax_start_brackets_its_threshold(alpha):
+    """The power-free start (root of sum [z - tau]_+^2 = 1) is at or below the exact threshold for
+    alpha >= 1.5, at or above it below 1.5, and the threshold itself at 1.5; Newton's method
+    reaches the threshold from either side."""
+    x = torch.randn(64, 40, dtype=torch.float64, generator=torch.Generator().manual_seed(7)) * 1.5
+    x[0] = float("-inf")  # a row whose keys are all masked
+    am1 = torch.full((64, 1), alpha - 1, dtype=torch.float64)
+    z = (x - x.amax(-1, keepdim=True).nan_to_num(neginf=0.0)) * am1
+    start = normalizers._alpha_entmax_start(z)
+    exact = normalizers._alpha_entmax_newton(z, am1, 50)[0]
+    assert torch.isfinite(start).all() and torch.isfinite(exact).all()
+    if alpha >= 1.5:
+        assert (start[1:] <= exact[1:] + 1e-12).all()
+    else:
+        assert (start[1:] >= exact[1:] - 1e-12).all()
+    if alpha == 1.5:
+        torch.testing.assert_close(start[1:], exact[1:], atol=1e-6, rtol=0)
+    reference = entmax.entmax_bisect(x[1:], alpha, dim=-1, n_iter=60)
+    ours = normalize("alpha_entmax", x[1:], alpha=alpha)
+    torch.testing.assert_close(ours, reference, atol=1e-12, rtol=1e-9)
