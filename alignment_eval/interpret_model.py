@@ -78,22 +78,25 @@ def target_log_probs(log_probs: Tensor, batch: TeacherForcedBatch) -> Tensor:
 
 def cross_attention_modules(model) -> List:
     """The decoder's cross-attention modules (SparseMultiheadAttention), in layer order."""
-    return [module for sublayer, _, module in model.attention_modules() if sublayer == "cross"]
+    from fairseq_plugins.attention import attention_modules
+
+    return [module for _, _, module in attention_modules(model, ("cross",))]
 
 
 @contextlib.contextmanager
 def cross_attention_hook(model, hook: WeightsHook, layers: Optional[Sequence[int]] = None) -> Iterator[None]:
-    """Install ``hook`` as the ``weights_hook`` of the cross-attention of ``layers`` (0-based; None = all)."""
+    """Add ``hook`` to the weights hooks of the cross-attention of ``layers`` (0-based; None = all),
+    after any hook already there (e.g. a recording), for the duration of the context."""
     modules = cross_attention_modules(model)
     chosen = range(len(modules)) if layers is None else layers
-    previous = {index: modules[index].weights_hook for index in chosen}
+    removers = []
     try:
         for index in chosen:
-            modules[index].weights_hook = hook
+            removers.append(modules[index].add_weights_hook(hook))
         yield
     finally:
-        for index, old in previous.items():
-            modules[index].weights_hook = old
+        for remove in removers:
+            remove()
 
 
 def uniform_weights(weights: Tensor, mask: Tensor) -> Tensor:

@@ -11,7 +11,7 @@ scores into weights, plus, for ReLA, the RMS normalisation of the output.
 from __future__ import annotations
 
 import math
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -19,7 +19,10 @@ import torch.nn.functional as F
 from fairseq.modules import MultiheadAttention
 from torch import Tensor
 
-from .normalizers import alpha_entmax, get_normalizer, softmax, topk
+from .normalizers import NormalizerSpec, get_normalizer
+
+WeightsHook = Callable[[Tensor, Tensor], Optional[Tensor]]
+"""``hook(weights [bsz*heads, tgt, src] float32, mask same shape) -> replacement or None``."""
 
 # RMSNorm epsilon of the ReLA authors' code (bzhangGo/zero, utils/dtype.py).
 RELA_RMS_EPS = 1e-8
@@ -187,7 +190,7 @@ class SparseMultiheadAttention(MultiheadAttention):
     Plain softmax without requested weights takes fairseq's own code path
     (which uses torch's fused attention); everything else takes the Python
     path, so weights can be returned per head and recorded.  ReLA without
-    incremental state computes its scores itself (:meth:`_rela_scores`: no -inf
+    incremental state computes its scores itself (:meth:`_relu_scores`: no -inf
     fill of the score tensor); with incremental state (decoding) it asks
     fairseq for the masked scores like the other normalizers.
     """
@@ -206,11 +209,11 @@ class SparseMultiheadAttention(MultiheadAttention):
         if kwargs.get("add_bias_kv") or kwargs.get("add_zero_attn"):
             raise ValueError("SparseMultiheadAttention does not support add_bias_kv / add_zero_attn")
         super().__init__(embed_dim, num_heads, *args, **kwargs)
-        get_normalizer(normalizer)  # fail early on an unknown name
+        self.spec: NormalizerSpec = get_normalizer(normalizer)  # fails early on an unknown name
         self.normalizer = normalizer
         self.topk = topk
         self.alpha_n_iter = alpha_n_iter
-        if normalizer == "alpha_entmax":
+        if "alpha" in self.spec.params:
             if not 1.0 < alpha_init < 2.0:
                 raise ValueError(f"alpha_init must lie in (1, 2), got {alpha_init}")
             # alpha = 1 + sigmoid(alpha_logit): logit(alpha_init - 1)
@@ -218,21 +221,44 @@ class SparseMultiheadAttention(MultiheadAttention):
             self.alpha_logit = nn.Parameter(torch.full((num_heads,), logit))
         else:
             self.alpha_logit = None
-        if normalizer in ("rela", "rela_i"):
-            self.output_norm: Optional[AttentionOutputRMSNorm] = AttentionOutputRMSNorm(
-                embed_dim, gated=(normalizer == "rela")
-            )
-        else:
-            self.output_norm = None
-        # ReLA without incremental state computes its scores itself (see _rela_scores);
+        if self.spec.output_norm not in (None, "gated", "plain"):
+            raise ValueError(f"{normalizer}: unknown output norm {self.spec.output_norm!r}")
+        self.output_norm: Optional[AttentionOutputRMSNorm] = None
+        if self.spec.output_norm is not None:
+            self.output_norm = AttentionOutputRMSNorm(embed_dim, gated=self.spec.output_norm == "gated")
+        # ReLU weights without incremental state: scores computed here (see _relu_scores);
         # False forces fairseq's code path (tests compare the two).
         self.fused_rela = True
-        # When a list, every forward appends its per-head weights [bsz, heads, tgt, src].
-        self.recorded_weights: Optional[List[Tensor]] = None
-        # Optional hook(weights [bsz*heads, tgt, src] float32, mask same shape) -> replacement or None;
-        # sees the weights with their autograd graph (interpretability tests: uniform or frozen
-        # attention, attention losses).
-        self.weights_hook: Optional[Callable[[Tensor, Tensor], Optional[Tensor]]] = None
+        # Hooks that see (and may replace) the weights of every forward, with their autograd
+        # graph, in the order added (:meth:`add_weights_hook`): recording, interpretability
+        # tests (uniform or frozen attention, attention losses).
+        self.weights_hooks: List[WeightsHook] = []
+
+    @property
+    def weights_hook(self) -> Optional[WeightsHook]:
+        """The single hook, for code that sets one: assigning replaces every hook (None: removes them)."""
+        return self.weights_hooks[0] if len(self.weights_hooks) == 1 else None
+
+    @weights_hook.setter
+    def weights_hook(self, hook: Optional[WeightsHook]) -> None:
+        self.weights_hooks = [] if hook is None else [hook]
+
+    def add_weights_hook(self, hook: WeightsHook) -> Callable[[], None]:
+        """Append ``hook``; returns a function that removes it."""
+        self.weights_hooks.append(hook)
+        return lambda: self.weights_hooks.remove(hook)
+
+    def _normalizer_params(self, bsz: int) -> Dict[str, object]:
+        """The keyword parameters of this variant's normalizer (``spec.params``)."""
+        params: Dict[str, object] = {}
+        if "k" in self.spec.params:
+            params["k"] = self.topk
+        if "alpha" in self.spec.params:
+            # [heads] -> [bsz*heads, 1, 1], the order of fairseq's head folding
+            params["alpha"] = self.alpha.repeat(bsz).view(-1, 1, 1)
+        if "n_iter" in self.spec.params:
+            params["n_iter"] = self.alpha_n_iter
+        return params
 
     @property
     def alpha(self) -> Optional[Tensor]:
@@ -261,8 +287,8 @@ class SparseMultiheadAttention(MultiheadAttention):
         finally:
             self.skip_embed_dim_check = previous
 
-    def _rela_scores(self, query, key, value, key_padding_mask, attn_mask):
-        """ReLA's scores without fairseq's -inf fill (no incremental state): the projections as
+    def _relu_scores(self, query, key, value, key_padding_mask, attn_mask):
+        """Scores for ReLU weights (ReLA) without fairseq's -inf fill (no incremental state): the projections as
         fairseq computes them, padded keys zeroed in ``k`` (score exactly 0, hence ReLU weight 0
         and zero gradient) instead of a masked_fill over the much larger score tensor, and the
         additive attention mask (-inf: future positions) fused into the product."""
@@ -290,32 +316,26 @@ class SparseMultiheadAttention(MultiheadAttention):
         return scores, v
 
     def _weights(self, scores: Tensor, bsz: int) -> Tensor:
-        """Masked scores [bsz*heads, tgt, src] (-inf = masked) -> float32 weights, same shape.
+        """Masked scores [bsz*heads, tgt, src] (-inf = masked) -> float32 weights, same shape,
+        through the variant's normalizer and then every weights hook.
 
-        The normalizers take ``-inf`` as the mask, so no mask tensor is built unless a
-        ``weights_hook`` wants one.
+        The normalizers take ``-inf`` as the mask, so no mask tensor is built unless a hook
+        wants one.
         """
         if scores.dtype not in (torch.float32, torch.float64):
             scores = scores.float()  # as normalize() does: normalizers run in float32
-        normalizer = self.normalizer
-        if normalizer in ("rela", "rela_i"):
+        if self.spec.relu_weights and not self.weights_hooks:
             # ReLU(-inf) = 0 with zero gradient: the mask needs no extra pass.  In place: the
             # scores are a fresh tensor whose producers (bmm, masked_fill) do not need them back.
-            weights = scores.relu_() if self.weights_hook is None else torch.relu(scores)
-        elif normalizer == "softmax":
-            weights = softmax(scores)
-        elif normalizer == "topk":
-            weights = topk(scores, k=self.topk)
-        elif normalizer == "alpha_entmax":
-            # [heads] -> [bsz*heads, 1, 1], the order of fairseq's head folding
-            alpha = self.alpha.repeat(bsz).view(-1, 1, 1)
-            weights = alpha_entmax(scores, alpha=alpha, n_iter=self.alpha_n_iter)
+            weights = scores.relu_()
         else:
-            weights = get_normalizer(normalizer).function(scores)
-        if self.weights_hook is not None:
-            replacement = self.weights_hook(weights, torch.isneginf(scores))
-            if replacement is not None:
-                weights = replacement
+            weights = self.spec.function(scores, **self._normalizer_params(bsz))
+        if self.weights_hooks:
+            mask = torch.isneginf(scores)
+            for hook in list(self.weights_hooks):
+                replacement = hook(weights, mask)
+                if replacement is not None:
+                    weights = replacement
         return weights
 
     def forward(
@@ -333,10 +353,7 @@ class SparseMultiheadAttention(MultiheadAttention):
     ) -> Tuple[Tensor, Optional[Tensor]]:
         """Same signature and return value as fairseq's ``MultiheadAttention.forward``."""
         need_weights = need_weights or need_head_weights
-        passthrough = before_softmax or (
-            self.normalizer == "softmax" and not need_weights
-            and self.recorded_weights is None and self.weights_hook is None
-        )
+        passthrough = before_softmax or (self.normalizer == "softmax" and not need_weights and not self.weights_hooks)
         if passthrough:
             return super().forward(
                 query, key, value, key_padding_mask, incremental_state, need_weights,
@@ -345,11 +362,11 @@ class SparseMultiheadAttention(MultiheadAttention):
 
         tgt_len, bsz, _ = query.size()
         if (
-            self.fused_rela and self.output_norm is not None and incremental_state is None
-            and self.weights_hook is None and self.beam_size == 1 and not self.onnx_trace
+            self.fused_rela and self.spec.relu_weights and incremental_state is None
+            and not self.weights_hooks and self.beam_size == 1 and not self.onnx_trace
             and (attn_mask is None or attn_mask.is_floating_point())
         ):
-            scores, v = self._rela_scores(query, key, value, key_padding_mask, attn_mask)
+            scores, v = self._relu_scores(query, key, value, key_padding_mask, attn_mask)
             probs = scores.relu_()  # in the model's dtype: ReLU is exact there
             weights_float = probs if probs.dtype in (torch.float32, torch.float64) else None
         else:
@@ -358,12 +375,8 @@ class SparseMultiheadAttention(MultiheadAttention):
             weights_float = self._weights(scores, bsz)
             probs = weights_float if weights_float.dtype == v.dtype else weights_float.to(v.dtype)
         src_len = probs.size(-1)
-        if weights_float is None and (need_weights or self.recorded_weights is not None):
+        if weights_float is None and need_weights:
             weights_float = probs.float()
-        if self.recorded_weights is not None:
-            self.recorded_weights.append(
-                weights_float.detach().view(bsz, self.num_heads, tgt_len, src_len)
-            )
         if self.dropout_module.p > 0:
             probs = self.dropout_module(probs)
 
@@ -391,3 +404,33 @@ class SparseMultiheadAttention(MultiheadAttention):
             if not need_head_weights:
                 returned = returned.mean(dim=0)  # [bsz, tgt, src], averaged over heads
         return attn, returned
+
+
+SUBLAYERS = ("encoder", "decoder", "cross")
+"""Attention sublayers: encoder self-attention, decoder self-attention, encoder-decoder attention."""
+
+
+def attention_modules(model, sublayers: Iterable[str] = SUBLAYERS) -> List[Tuple[str, int, SparseMultiheadAttention]]:
+    """``(sublayer, layer index, module)`` of every attention module of a fairseq encoder-decoder
+    ``model`` of the ``sparse_transformer`` family, for the chosen ``sublayers``, in model order
+    (encoder layers, then per decoder layer its self- and cross-attention): the one enumeration
+    the recording API, the analyses and the benchmarks use."""
+    chosen = set(sublayers)
+    unknown = chosen - set(SUBLAYERS)
+    if unknown:
+        raise ValueError(f"unknown sublayer(s) {sorted(unknown)}; choose from {SUBLAYERS}")
+    found: List[Tuple[str, int, nn.Module]] = []
+    if "encoder" in chosen:
+        found += [("encoder", i, layer.self_attn) for i, layer in enumerate(model.encoder.layers)]
+    for i, layer in enumerate(model.decoder.layers):
+        if "decoder" in chosen:
+            found.append(("decoder", i, layer.self_attn))
+        if "cross" in chosen and getattr(layer, "encoder_attn", None) is not None:
+            found.append(("cross", i, layer.encoder_attn))
+    for sublayer, _, module in found:
+        if not isinstance(module, SparseMultiheadAttention):
+            raise TypeError(
+                f"{sublayer} attention is {type(module).__name__}, not SparseMultiheadAttention: "
+                "a model of the sparse_transformer family (fairseq_plugins) is needed"
+            )
+    return found

@@ -36,11 +36,13 @@ Implementation notes (speed; see ``benchmarks/``):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch.autograd import Function
+
+from nmt_common.variants import VARIANTS
 
 Tensor = torch.Tensor
 
@@ -538,29 +540,44 @@ def rela(scores: Tensor, mask: Optional[Tensor] = None) -> Tensor:
 
 @dataclass(frozen=True)
 class NormalizerSpec:
-    """What the attention module needs to know about one normalizer."""
+    """One attention variant: everything the attention module needs to know about it.
+
+    * ``function(scores, mask=None, **params)``: scores -> weights (see the module docstring);
+    * ``params``: the keyword parameters ``function`` takes from the attention module:
+      ``k`` (top-k), ``alpha`` (learned per head) and ``n_iter`` (alpha-entmax);
+    * ``output_norm``: RMS normalisation of the attention output, ``"gated"`` (ReLA-g),
+      ``"plain"`` (ReLA-i) or None;
+    * ``sums_to_one``: whether every row with an unmasked key sums to 1;
+    * ``relu_weights``: the weights are ``ReLU(scores)``, so a key whose score is exactly 0 gets
+      weight 0: padded keys can be zeroed in the key projection instead of filling the scores.
+    """
 
     name: str
     function: Callable[..., Tensor]
-    sums_to_one: bool
     paper: str
+    sums_to_one: bool = True
+    params: Tuple[str, ...] = ()
+    output_norm: Optional[str] = None
+    relu_weights: bool = False
 
 
 NORMALIZERS: Dict[str, NormalizerSpec] = {
     spec.name: spec
     for spec in (
-        NormalizerSpec("softmax", softmax, True, "Vaswani et al. 2017"),
-        NormalizerSpec("sparsemax", sparsemax, True, "Martins & Astudillo 2016"),
-        NormalizerSpec("entmax15", entmax15, True, "Peters, Niculae & Martins 2019"),
-        NormalizerSpec("alpha_entmax", alpha_entmax, True, "Correia, Niculae & Martins 2019"),
-        NormalizerSpec("topk", topk, True, "Zhao et al. 2019 (Explicit Sparse Transformer)"),
+        NormalizerSpec("softmax", softmax, "Vaswani et al. 2017"),
         # ReLA-g and ReLA-i share the weights; they differ in the output normalisation.
-        NormalizerSpec("rela", rela, False, "Zhang, Titov & Sennrich 2021 (ReLA-g)"),
-        NormalizerSpec("rela_i", rela, False, "Zhang, Titov & Sennrich 2021 (ReLA-i)"),
+        NormalizerSpec("rela", rela, "Zhang, Titov & Sennrich 2021 (ReLA-g)", sums_to_one=False,
+                       output_norm="gated", relu_weights=True),
+        NormalizerSpec("rela_i", rela, "Zhang, Titov & Sennrich 2021 (ReLA-i)", sums_to_one=False,
+                       output_norm="plain", relu_weights=True),
+        NormalizerSpec("sparsemax", sparsemax, "Martins & Astudillo 2016"),
+        NormalizerSpec("entmax15", entmax15, "Peters, Niculae & Martins 2019"),
+        NormalizerSpec("alpha_entmax", alpha_entmax, "Correia, Niculae & Martins 2019", params=("alpha", "n_iter")),
+        NormalizerSpec("topk", topk, "Zhao et al. 2019 (Explicit Sparse Transformer)", params=("k",)),
     )
 }
 
-ATTENTION_VARIANTS = tuple(NORMALIZERS)
+ATTENTION_VARIANTS = VARIANTS  # the registry defines exactly these, in this order (tested)
 
 
 def get_normalizer(name: str) -> NormalizerSpec:

@@ -20,10 +20,7 @@ from typing import Dict, Iterator, List, Optional, Sequence
 import torch
 from torch import Tensor
 
-from .attention import SparseMultiheadAttention
-
-SUBLAYERS = ("encoder", "decoder", "cross")
-
+from .attention import SUBLAYERS, attention_modules  # noqa: F401  (SUBLAYERS: part of this API)
 
 @dataclass
 class AttentionRecord:
@@ -36,45 +33,32 @@ class AttentionRecord:
     prev_output_tokens: Optional[Tensor] = None
 
 
-def _attention_modules(model, sublayer: str) -> List[SparseMultiheadAttention]:
-    """The attention modules of one sublayer kind, in layer order."""
-    if sublayer == "encoder":
-        modules = [layer.self_attn for layer in model.encoder.layers]
-    elif sublayer == "decoder":
-        modules = [layer.self_attn for layer in model.decoder.layers]
-    else:
-        modules = [layer.encoder_attn for layer in model.decoder.layers if layer.encoder_attn is not None]
-    for module in modules:
-        if not isinstance(module, SparseMultiheadAttention):
-            raise TypeError(
-                f"{sublayer} attention is {type(module).__name__}, not SparseMultiheadAttention: "
-                "record_attention needs a model of the sparse_transformer family"
-            )
-    return modules
-
-
 @contextlib.contextmanager
 def recording(model, sublayers: Sequence[str] = ("cross",)) -> Iterator[Dict[str, List[List[Tensor]]]]:
     """Context manager: while active, every forward appends per-head weights.
 
     Yields ``{sublayer: [per-layer list of [bsz, heads, tgt, src] tensors]}``
-    (one entry per forward call in each per-layer list).
+    (one entry per forward call in each per-layer list).  A weights hook of each module
+    (:meth:`SparseMultiheadAttention.add_weights_hook`) does the recording: it sees the weights
+    after the hooks added before it.
     """
-    unknown = set(sublayers) - set(SUBLAYERS)
-    if unknown:
-        raise ValueError(f"unknown sublayer(s) {sorted(unknown)}; choose from {SUBLAYERS}")
-    modules = {s: _attention_modules(model, s) for s in sublayers}
+    modules = attention_modules(model, sublayers)
     store: Dict[str, List[List[Tensor]]] = {s: [] for s in sublayers}
-    for sublayer, layer_modules in modules.items():
-        for module in layer_modules:
-            module.recorded_weights = []
-            store[sublayer].append(module.recorded_weights)
+    removers = []
     try:
+        for sublayer, _, module in modules:
+            calls: List[Tensor] = []
+            store[sublayer].append(calls)
+
+            def record(weights: Tensor, mask: Tensor, calls=calls, heads=module.num_heads) -> None:
+                # [bsz*heads, tgt, src] -> [bsz, heads, tgt, src]
+                calls.append(weights.detach().view(-1, heads, *weights.shape[1:]))
+
+            removers.append(module.add_weights_hook(record))
         yield store
     finally:
-        for layer_modules in modules.values():
-            for module in layer_modules:
-                module.recorded_weights = None
+        for remove in removers:
+            remove()
 
 
 @torch.no_grad()

@@ -27,7 +27,7 @@ from fairseq.models.transformer.transformer_legacy import base_architecture, tra
 from fairseq.modules.checkpoint_activations import checkpoint_wrapper
 from fairseq.modules.transformer_layer import TransformerDecoderLayerBase, TransformerEncoderLayerBase
 
-from .attention import SparseMultiheadAttention
+from .attention import SparseMultiheadAttention, attention_modules
 from .normalizers import ATTENTION_VARIANTS
 
 MODEL_NAME = "sparse_transformer"
@@ -189,13 +189,9 @@ class SparseTransformerModel(TransformerModel):
         )
 
     def attention_modules(self):
-        """(sublayer, layer index, module) for every attention module, in model order."""
-        for i, layer in enumerate(self.encoder.layers):
-            yield "encoder", i, layer.self_attn
-        for i, layer in enumerate(self.decoder.layers):
-            yield "decoder", i, layer.self_attn
-            if layer.encoder_attn is not None:
-                yield "cross", i, layer.encoder_attn
+        """(sublayer, layer index, module) for every attention module, in model order
+        (:func:`fairseq_plugins.attention.attention_modules`)."""
+        return attention_modules(self)
 
     def learned_alphas(self):
         """{'<sublayer>.<layer>': per-head alpha list} of every alpha_entmax module."""

@@ -8,6 +8,7 @@ from fairseq_plugins import record_attention
 from fairseq_plugins.attention import (
     AttentionOutputRMSNorm,
     SparseMultiheadAttention,
+    attention_modules,
     rms_norm_gate,
     rms_norm_gate_reference,
 )
@@ -226,7 +227,7 @@ def test_recording_returns_every_layer_and_head_unaveraged_and_cut_to_real_token
     torch.testing.assert_close(alone.cross, records[b].cross, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(alone.encoder_self, records[b].encoder_self, atol=1e-5, rtol=1e-5)
     # recording leaves the modules as they were and the model in its previous mode
-    assert all(m.recorded_weights is None for _, _, m in model.attention_modules())
+    assert all(m.weights_hooks == [] for _, _, m in model.attention_modules())
 
 
 def test_recording_agrees_with_need_head_weights_of_the_decoder():
@@ -266,3 +267,30 @@ def test_weights_hook_can_replace_the_weights_and_sees_the_graph():
     module.weights_hook = lambda weights, mask: None  # observing only: weights unchanged
     out_hooked, _ = module(x, x, x, key_padding_mask=kpm)
     torch.testing.assert_close(out_hooked, out_plain, atol=1e-6, rtol=1e-5)
+
+
+def test_hooks_compose_in_order_and_recording_is_one_of_them():
+    """A replacing hook added before the recording is what the recording sees; removing a hook
+    leaves the others in place."""
+    model, dictionary = build_model("rela_transformer_tiny")
+    src, src_lengths, prev = random_batch(dictionary, bsz=2)
+    cross = [m for s, _, m in attention_modules(model) if s == "cross"]
+    zero = lambda weights, mask: torch.zeros_like(weights)  # noqa: E731
+    removers = [m.add_weights_hook(zero) for m in cross]
+    record = record_attention(model, src, src_lengths, prev, pad=dictionary.pad())[0]
+    assert (record.cross == 0).all()
+    assert all(m.weights_hooks == [zero] for m in cross)  # the recording hook removed itself
+    for remove in removers:
+        remove()
+    record = record_attention(model, src, src_lengths, prev, pad=dictionary.pad())[0]
+    assert (record.cross > 0).any()
+
+
+def test_attention_modules_enumerates_every_sublayer_in_model_order():
+    model, _ = build_model("softmax_transformer_tiny")
+    listed = [(s, i) for s, i, _ in attention_modules(model)]
+    assert listed == [("encoder", 0), ("encoder", 1), ("decoder", 0), ("cross", 0), ("decoder", 1), ("cross", 1)]
+    assert [(s, i) for s, i, _ in attention_modules(model, ("cross",))] == [("cross", 0), ("cross", 1)]
+    assert [(s, i, m) for s, i, m in model.attention_modules()] == attention_modules(model)
+    with pytest.raises(ValueError, match="unknown sublayer"):
+        attention_modules(model, ("encoder_self",))

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from fairseq_plugins.normalizers import ATTENTION_VARIANTS, NORMALIZERS, normalize
+from nmt_common.variants import VARIANTS
 
 SUM_TO_ONE = [name for name, spec in NORMALIZERS.items() if spec.sums_to_one]
 
@@ -23,10 +24,9 @@ def random_mask(batch, queries, keys, seed=0):
     return mask.expand(batch, queries, keys)
 
 
-def test_registry_lists_every_variant_of_the_toolkit():
-    assert set(ATTENTION_VARIANTS) == {
-        "softmax", "sparsemax", "entmax15", "alpha_entmax", "topk", "rela", "rela_i"
-    }
+def test_registry_defines_exactly_the_toolkits_variants_in_order():
+    assert tuple(NORMALIZERS) == VARIANTS == ATTENTION_VARIANTS
+    assert set(VARIANTS) == {"softmax", "sparsemax", "entmax15", "alpha_entmax", "topk", "rela", "rela_i"}
 
 
 @pytest.mark.parametrize("name", SUM_TO_ONE)

@@ -1,0 +1,6 @@
+"""The torch-free layer under every package of the toolkit: variant names and small utilities.
+
+It imports the standard library only (matplotlib lazily, inside the figure helper), so that
+``fairseq_plugins``, ``alignment_eval``, ``benchmarks`` and ``mt_pipeline`` can all use it, and
+the torch-free parts of the toolkit stay torch-free.
+"""
