@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from nmt_common.logs import add_verbosity_arguments, setup_logging, verbosity
+
 from . import attention, model
 from .common import DEFAULT_OUT, set_threads
 from .report import write_report
@@ -30,7 +32,9 @@ def main(argv=None) -> int:
                      help="attention benchmark: comma-separated float32,bfloat16,float16 "
                           "(default float32 on CPU, all three on CUDA)")
     model.add_run_options(run)
+    add_verbosity_arguments(run)
     args = parser.parse_args(argv)
+    setup_logging(verbosity(args), "benchmarks")
     model_options = model.run_options(run, args)
     set_threads(args.threads)
     command = " ".join(["python -m benchmarks", *(sys.argv[1:] if argv is None else argv)])

@@ -20,6 +20,7 @@ Python path (``need_weights=True``).
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -28,24 +29,15 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
-from .common import (
-    add_common_arguments,
-    save_figure,
-    write_outputs as write_common_outputs,
-    ATTENTION_CONFIGS,
-    DEFAULT_OUT,
-    calls_for,
-    command_line,
-    machine_description,
-    quiet_logging,
-    peak_memory,
-    set_threads,
-    summary,
-    time_call,
-    write_json,
-)
+from nmt_common.figures import pyplot, save_figure
+from nmt_common.logs import setup_logging, verbosity
 
-PHASES = ("forward", "forward_backward", "inference")
+from .common import ATTENTION_CONFIGS, ATTENTION_PHASES as PHASES, add_common_arguments, calls_for, command_line
+from .common import machine_description, peak_memory, set_threads, summary, time_call
+from .common import write_outputs as write_common_outputs
+from .report import write_report
+
+logger = logging.getLogger("benchmarks")
 
 
 @dataclass(frozen=True)
@@ -143,10 +135,10 @@ def run_attention_benchmark(
     device: str = "cpu",
     dtypes: Optional[Sequence[str]] = None,
     configs: Sequence[str] = ATTENTION_CONFIGS,
-    log=print,
+    log=logger.info,
     command: Optional[str] = None,
 ) -> Dict[str, object]:
-    """Run the attention benchmark and return its results (JSON-ready)."""
+    """Run the attention benchmark and return its results (JSON-ready); progress goes to ``log``."""
     settings = MODES[mode]
     device = torch.device(device)
     if dtypes is None:
@@ -201,43 +193,9 @@ def run_attention_benchmark(
     }
 
 
-def markdown(result: Dict[str, object]) -> str:
-    """Tables of median time (ms) and time relative to softmax_fused, per phase."""
-    from .common import markdown_table
-
-    configs = result["settings"]["configs"]
-    parts = []
-    for phase in PHASES:
-        header = ["dtype", "B", "H", "L"] + list(configs)
-        rows = []
-        for point in result["points"]:
-            entries = point["phases"][phase]
-            cells = []
-            for config in configs:
-                entry = entries[config]
-                ms = entry["seconds"]["median"] * 1e3
-                ratio = entry.get("time_vs_softmax_fused", {}).get("median")
-                memory = entry.get("peak_memory", {}).get("bytes")
-                cell = f"{ms:.2f} ms"
-                if ratio is not None:
-                    cell += f" ({ratio:.2f}x)"
-                if memory is not None:
-                    cell += f", {memory / 2**20:.1f} MiB"
-                cells.append(cell)
-            rows.append([point["dtype"], str(point["batch"]), str(point["heads"]), str(point["keys"])] + cells)
-        parts.append(f"#### {phase}: median time per call (time / softmax_fused), peak memory\n\n"
-                     + markdown_table(header, rows))
-    return "\n\n".join(parts)
-
-
 def plot(result: Dict[str, object], path: Path) -> None:
     """Time per call against key length, one panel per phase (first dtype, largest head count)."""
-    quiet_logging()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     configs = result["settings"]["configs"]
     points = result["points"]
     if not points:
@@ -279,12 +237,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
+    setup_logging(verbosity(args), "benchmarks")
     set_threads(args.threads)
     command = " ".join(["python -m benchmarks.attention", *(sys.argv[1:] if argv is None else argv)])
     result = run_attention_benchmark(args.mode, args.device, args.dtypes.split(",") if args.dtypes else None,
                                     command=command)
-    from .report import write_report
-
     paths = write_outputs(result, args.out)
     report = write_report(args.out, args.mode, attention=result)
     print(f"wrote {paths['json']}, {paths['png']}, {report}")

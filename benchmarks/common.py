@@ -1,9 +1,7 @@
-"""Shared pieces of the benchmarks: machine description, timers, peak memory, statistics."""
+"""Shared pieces of the benchmarks: machine description, timers, peak memory, statistics, output files."""
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import platform
 import resource
@@ -11,9 +9,15 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
+
+from nmt_common.files import write_json
+from nmt_common.logs import add_verbosity_arguments
+from nmt_common.machine import cpu_model
+from nmt_common.variants import VARIANTS
+from nmt_common.version import package_version
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = REPO_ROOT / "fairseq_plugins"
@@ -23,14 +27,9 @@ DEFAULT_OUT = REPO_ROOT / "results" / "perf"
 # reference: plain softmax through fairseq's own forward, which hands training-time
 # self-attention to torch's fused attention (scaled_dot_product_attention).
 # ``softmax_python`` is softmax on our Python path (weights requested).
-VARIANTS = ("softmax", "rela", "rela_i", "sparsemax", "entmax15", "alpha_entmax", "topk")
 ATTENTION_CONFIGS = ("softmax_fused", "softmax_python", *VARIANTS[1:])
-
-
-def quiet_logging() -> None:
-    """fairseq configures the root logger when imported; keep matplotlib's font search out of it."""
-    for name in ("matplotlib", "PIL"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+# What the attention benchmark times of each configuration (see benchmarks.attention).
+ATTENTION_PHASES = ("forward", "forward_backward", "inference")
 
 
 def set_threads(threads: Optional[int]) -> int:
@@ -39,32 +38,16 @@ def set_threads(threads: Optional[int]) -> int:
     return torch.get_num_threads()
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_description(device: torch.device) -> Dict[str, object]:
     """What the numbers were measured on."""
     import fairseq
 
     try:
-        import entmax
-
-        entmax_version = getattr(entmax, "__version__", "1.3")
-    except ImportError:  # pragma: no cover
-        entmax_version = None
-    try:
         load = os.getloadavg()
     except OSError:  # pragma: no cover
         load = None
     description: Dict[str, object] = {
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "logical_cpus": os.cpu_count(),
         "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
@@ -74,7 +57,7 @@ def machine_description(device: torch.device) -> Dict[str, object]:
         "platform": platform.platform(),
         "torch": torch.__version__,
         "fairseq": getattr(fairseq, "__version__", "?"),
-        "entmax": entmax_version,
+        "entmax": package_version("entmax", fallback=None),
         "device": str(device),
     }
     if device.type == "cuda":
@@ -194,11 +177,6 @@ def summary(values: Sequence[float]) -> Dict[str, float]:
     }
 
 
-def write_json(path: Path, payload: Dict[str, object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-
-
 def command_line() -> str:
     """The command that produced the results, as a user would type it."""
     module = sys.argv[0]
@@ -208,22 +186,6 @@ def command_line() -> str:
         relative = Path(module).resolve().relative_to(REPO_ROOT).with_suffix("")
         module = "-m " + ".".join(relative.parts)
     return " ".join(["python", module, *sys.argv[1:]])
-
-
-def markdown_table(header: List[str], rows: List[List[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def save_figure(figure, path: Path) -> None:
-    """Write a matplotlib figure as PNG (creating the folder) and close it."""
-    import matplotlib.pyplot as plt
-
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def write_outputs(result: Dict[str, object], out: Path, prefix: str,
@@ -237,7 +199,8 @@ def write_outputs(result: Dict[str, object], out: Path, prefix: str,
 
 
 def add_common_arguments(parser, modes: Sequence[str]) -> None:
-    """--mode, --out, --threads, --device: shared by the attention and model benchmarks."""
+    """--mode, --out, --threads, --device, -v/-q: shared by the attention and model benchmarks."""
+    add_verbosity_arguments(parser)
     parser.add_argument("--mode", choices=sorted(modes), default="quick")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default results/perf)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 = torch's default)")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import statistics
 import sys
 import time
@@ -47,20 +48,15 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
-from .common import (
-    add_common_arguments,
-    save_figure,
-    write_outputs as write_common_outputs,
-    PLUGIN_DIR,
-    VARIANTS,
-    command_line,
-    machine_description,
-    markdown_table,
-    quiet_logging,
-    set_threads,
-    summary,
-    synchronize,
-)
+from nmt_common.figures import pyplot, save_figure
+from nmt_common.logs import setup_logging, verbosity
+from nmt_common.variants import VARIANTS
+
+from .common import PLUGIN_DIR, add_common_arguments, command_line, machine_description, set_threads, summary
+from .common import synchronize, write_outputs as write_common_outputs
+from .report import write_report
+
+logger = logging.getLogger("benchmarks")
 
 
 @dataclass(frozen=True)
@@ -259,9 +255,10 @@ class VariantRunner:
         return time.perf_counter() - start, time.process_time() - cpu_start, sentences, generated
 
     def attention_modules(self) -> List[torch.nn.Module]:
-        from fairseq_plugins.attention import SparseMultiheadAttention
+        """Every attention module of the model (encoder, decoder and cross), in model order."""
+        from fairseq_plugins.attention import attention_modules
 
-        return [m for m in self.model.modules() if isinstance(m, SparseMultiheadAttention)]
+        return [module for _, _, module in attention_modules(self.model)]
 
     def _seconds(self, fn: Callable[[], object]) -> float:
         """Seconds of ``fn()`` on the attention-share clock (:func:`share_clock`), device synchronized."""
@@ -409,7 +406,7 @@ def _length_range(lengths: Sequence[torch.Tensor]) -> List[int]:
 
 
 def run_case(case: Case, settings: ModelSettings, variants: Sequence[str], device, dtype,
-             log=print) -> Dict[str, object]:
+             log=logger.info) -> Dict[str, object]:
     """One case: warm-up, round-robin rounds over the variants, then the attention-share pass."""
     started = time.time()
     bucket = case.bucket
@@ -492,7 +489,7 @@ def run_model_benchmark(
     device: str = "cpu",
     dtype: str = "float32",
     variants: Sequence[str] = VARIANTS,
-    log=print,
+    log=logger.info,
     command: Optional[str] = None,
     rounds: Optional[int] = None,
     cases: Optional[Sequence[str]] = None,
@@ -531,69 +528,9 @@ def run_model_benchmark(
     }
 
 
-def _ratio_cell(entry: Dict[str, object], key: str) -> str:
-    ratio = entry[key]
-    return f"**{ratio['median']:.2f}x** [{ratio['min']:.2f}, {ratio['max']:.2f}]"
-
-
-def _lengths_cell(bucket: Dict[str, object]) -> str:
-    """'train 10-32 / 11-32; decode 13-32 -> 20': training source / target lengths, decoding source -> output."""
-    def span(pair):
-        return f"{pair[0]}-{pair[1]}" if pair[0] != pair[1] else str(pair[0])
-
-    return (f"train {span(bucket['source_lengths'])} / {span(bucket['target_lengths'])}; "
-            f"decode {span(bucket['decode_source_lengths'])} → {bucket['decode_length']}")
-
-
-def markdown(result: Dict[str, object]) -> str:
-    """Per-case ratio table, then each variant's worst and best case."""
-    header = ["case", "lengths (train src / tgt; decode src → out)", "variant",
-              "attention share, train* (softmax → variant)", "attention share, decode (softmax → variant)",
-              "train / softmax (wall)", "train / softmax (CPU time)",
-              "decode / softmax (wall)", "decode / softmax (CPU time)"]
-    rows = []
-    for case in result["cases"]:
-        reference = case["variants"]["softmax"]["attention_share"]
-        for index, (variant, entry) in enumerate(case["variants"].items()):
-            share = entry["attention_share"]
-            shares = [f"{reference[phase]:.0%}" + ("" if variant == "softmax" else f" → {share[phase]:.0%}")
-                      for phase in ("train", "decode")]
-            rows.append([
-                case["name"] if index == 0 else "",
-                _lengths_cell(case["bucket"]) if index == 0 else "",
-                variant,
-                *shares,
-                _ratio_cell(entry, "train_ratio_to_softmax"),
-                _ratio_cell(entry, "train_cpu_ratio_to_softmax"),
-                _ratio_cell(entry, "decode_ratio_to_softmax"),
-                _ratio_cell(entry, "decode_cpu_ratio_to_softmax"),
-            ])
-    per_case = markdown_table(header, rows)
-
-    def extreme(variant: str, key: str, pick) -> str:
-        case = pick(result["cases"], key=lambda c: c["variants"][variant][key]["median"])
-        return f"**{case['variants'][variant][key]['median']:.2f}x** ({case['name']})"
-
-    variants = [v for v in result["settings"]["variants"] if v != "softmax"]
-    rows = [[variant,
-             extreme(variant, "train_ratio_to_softmax", min), extreme(variant, "train_ratio_to_softmax", max),
-             extreme(variant, "decode_ratio_to_softmax", min), extreme(variant, "decode_ratio_to_softmax", max)]
-            for variant in variants]
-    extremes = markdown_table(["variant", "train / softmax: worst case", "train / softmax: best case",
-                               "decode / softmax: worst case", "decode / softmax: best case"], rows)
-    return (per_case
-            + "\n\n\\* training share: a replay estimate (each attention call of one step re-run alone, forward "
-            "and backward, over the step's time); decoding share: timed by forward hooks during generation.\n\n"
-            + "#### Worst and best case per variant (median wall-clock ratio to softmax)\n\n" + extremes)
-
-
 def plot(result: Dict[str, object], path: Path) -> None:
     """Median ratio to softmax (wall clock) per variant, one bar per case; one panel per phase."""
-    quiet_logging()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     variants = result["settings"]["variants"]
     cases = result["cases"]
@@ -664,12 +601,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser)
     args = parser.parse_args(argv)
+    setup_logging(verbosity(args), "benchmarks")
     options = run_options(parser, args)
     set_threads(args.threads)
     command = " ".join(["python -m benchmarks.model", *(sys.argv[1:] if argv is None else argv)])
     result = run_model_benchmark(args.mode, args.device, command=command, **options)
-    from .report import write_report
-
     paths = write_outputs(result, args.out)
     report = write_report(args.out, args.mode, model=result)
     print(f"wrote {paths['json']}, {paths['png']}, {report}")

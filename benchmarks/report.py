@@ -1,4 +1,7 @@
-"""The Markdown report of a mode: machine, command, model-level ratios, attention-level tables."""
+"""The Markdown report of a mode: machine, command, model-level ratios, attention-level tables.
+
+It reads the results (dicts, or the JSON files of ``out``) and imports neither benchmark.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +9,15 @@ import json
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .common import markdown_table
+from nmt_common.files import atomic_write_text
+from nmt_common.markdown import markdown_table
+
+from .common import ATTENTION_PHASES
 
 
 def _load(path: Path) -> Optional[Dict[str, object]]:
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -49,12 +55,92 @@ def _cases(cases: List[Dict[str, object]]) -> str:
                            "decoding batches per round: sentences x source length → output length"], rows)
 
 
+def _ratio_cell(entry: Dict[str, object], key: str) -> str:
+    ratio = entry[key]
+    return f"**{ratio['median']:.2f}x** [{ratio['min']:.2f}, {ratio['max']:.2f}]"
+
+
+def _lengths_cell(bucket: Dict[str, object]) -> str:
+    """'train 10-32 / 11-32; decode 13-32 -> 20': training source / target lengths, decoding source -> output."""
+    def span(pair):
+        return f"{pair[0]}-{pair[1]}" if pair[0] != pair[1] else str(pair[0])
+
+    return (f"train {span(bucket['source_lengths'])} / {span(bucket['target_lengths'])}; "
+            f"decode {span(bucket['decode_source_lengths'])} → {bucket['decode_length']}")
+
+
+def model_markdown(result: Dict[str, object]) -> str:
+    """Per-case ratio table, then each variant's worst and best case."""
+    header = ["case", "lengths (train src / tgt; decode src → out)", "variant",
+              "attention share, train* (softmax → variant)", "attention share, decode (softmax → variant)",
+              "train / softmax (wall)", "train / softmax (CPU time)",
+              "decode / softmax (wall)", "decode / softmax (CPU time)"]
+    rows = []
+    for case in result["cases"]:
+        reference = case["variants"]["softmax"]["attention_share"]
+        for index, (variant, entry) in enumerate(case["variants"].items()):
+            share = entry["attention_share"]
+            shares = [f"{reference[phase]:.0%}" + ("" if variant == "softmax" else f" → {share[phase]:.0%}")
+                      for phase in ("train", "decode")]
+            rows.append([
+                case["name"] if index == 0 else "",
+                _lengths_cell(case["bucket"]) if index == 0 else "",
+                variant,
+                *shares,
+                _ratio_cell(entry, "train_ratio_to_softmax"),
+                _ratio_cell(entry, "train_cpu_ratio_to_softmax"),
+                _ratio_cell(entry, "decode_ratio_to_softmax"),
+                _ratio_cell(entry, "decode_cpu_ratio_to_softmax"),
+            ])
+    per_case = markdown_table(header, rows)
+
+    def extreme(variant: str, key: str, pick) -> str:
+        case = pick(result["cases"], key=lambda c: c["variants"][variant][key]["median"])
+        return f"**{case['variants'][variant][key]['median']:.2f}x** ({case['name']})"
+
+    variants = [v for v in result["settings"]["variants"] if v != "softmax"]
+    rows = [[variant,
+             extreme(variant, "train_ratio_to_softmax", min), extreme(variant, "train_ratio_to_softmax", max),
+             extreme(variant, "decode_ratio_to_softmax", min), extreme(variant, "decode_ratio_to_softmax", max)]
+            for variant in variants]
+    extremes = markdown_table(["variant", "train / softmax: worst case", "train / softmax: best case",
+                               "decode / softmax: worst case", "decode / softmax: best case"], rows)
+    return (per_case
+            + "\n\n\\* training share: a replay estimate (each attention call of one step re-run alone, forward "
+            "and backward, over the step's time); decoding share: timed by forward hooks during generation.\n\n"
+            + "#### Worst and best case per variant (median wall-clock ratio to softmax)\n\n" + extremes)
+
+
+def attention_markdown(result: Dict[str, object]) -> str:
+    """Tables of median time (ms) and time relative to softmax_fused, per phase."""
+    configs = result["settings"]["configs"]
+    parts = []
+    for phase in ATTENTION_PHASES:
+        header = ["dtype", "B", "H", "L"] + list(configs)
+        rows = []
+        for point in result["points"]:
+            entries = point["phases"][phase]
+            cells = []
+            for config in configs:
+                entry = entries[config]
+                ms = entry["seconds"]["median"] * 1e3
+                ratio = entry.get("time_vs_softmax_fused", {}).get("median")
+                memory = entry.get("peak_memory", {}).get("bytes")
+                cell = f"{ms:.2f} ms"
+                if ratio is not None:
+                    cell += f" ({ratio:.2f}x)"
+                if memory is not None:
+                    cell += f", {memory / 2**20:.1f} MiB"
+                cells.append(cell)
+            rows.append([point["dtype"], str(point["batch"]), str(point["heads"]), str(point["keys"])] + cells)
+        parts.append(f"#### {phase}: median time per call (time / softmax_fused), peak memory\n\n"
+                     + markdown_table(header, rows))
+    return "\n\n".join(parts)
+
+
 def write_report(out: Path, mode: str, attention: Optional[Dict[str, object]] = None,
                  model: Optional[Dict[str, object]] = None) -> Path:
     """Write ``summary_<mode>.md`` from the given results, or those already in ``out``."""
-    from . import attention as attention_benchmark
-    from . import model as model_benchmark
-
     attention = attention or _load(out / f"attention_{mode}.json")
     model = model or _load(out / f"model_{mode}.json")
     lines = [f"# Attention speed benchmark ({mode} mode)", ""]
@@ -91,7 +177,7 @@ def write_report(out: Path, mode: str, attention: Optional[Dict[str, object]] = 
             "backward, and the sum is divided by the time of one full training step (forward, backward, "
             "optimizer) over the same batches.",
             "",
-            model_benchmark.markdown(model),
+            model_markdown(model),
             "",
             f"![model]({'model_' + mode + '.png'})",
             "",
@@ -114,7 +200,7 @@ def write_report(out: Path, mode: str, attention: Optional[Dict[str, object]] = 
             f"Median of {settings['repeats']} round-robin samples. Peak memory: bytes allocated above what "
             "was live before the call (CPU: torch profiler allocation events; CUDA: max_memory_allocated).",
             "",
-            attention_benchmark.markdown(attention),
+            attention_markdown(attention),
             "",
             f"![attention]({'attention_' + mode + '.png'})",
             "",
@@ -122,6 +208,5 @@ def write_report(out: Path, mode: str, attention: Optional[Dict[str, object]] = 
         if model is None:
             lines += ["Machine:", "", _machine(attention["machine"]), ""]
     path = out / f"summary_{mode}.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
     return path

@@ -7,7 +7,9 @@ Python API: :func:`prepare_corpus`, :func:`run_data_pipeline`, :class:`PreparedD
 Every user-facing failure is a :class:`PipelineError` with a message naming the file.
 """
 
-__version__ = "0.1.0"
+from nmt_common.version import package_version
+
+__version__ = package_version()
 
 from .errors import PipelineError  # noqa: E402
 from .clean import CleanConfig  # noqa: E402

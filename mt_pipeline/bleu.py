@@ -13,6 +13,8 @@ from typing import List, Optional
 
 from sacrebleu.metrics import BLEU, CHRF
 
+from nmt_common import files
+
 
 class BleuInputError(ValueError):
     """A hypothesis or reference file that cannot be scored (names the file)."""
@@ -33,17 +35,12 @@ class BleuResult:
 
 
 def read_lines(path: Path) -> List[str]:
-    """The lines of a UTF-8 text file; BleuInputError naming the file (and line) otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise BleuInputError(f"{path}: file not found")
-    raw = path.read_bytes()
+    """The lines of a UTF-8 text file (:func:`nmt_common.files.read_lines`); BleuInputError naming the
+    file (and line) otherwise."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise BleuInputError(f"{path}:{line}: not valid UTF-8") from None
-    return text.splitlines()
+        return files.read_lines(path)
+    except files.InputFileError as error:
+        raise BleuInputError(str(error)) from None
 
 
 def reference_lines(reference: Optional[Path] = None, *, test_set: Optional[str] = None,

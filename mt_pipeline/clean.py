@@ -29,8 +29,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, NamedTuple, Sequence
 
+from nmt_common.files import atomic_path, partial_path
+
 from .errors import PipelineError
-from .files import atomic_path, check_parallel, count_lines, iter_lines, temporary_name
+from .files import check_parallel, count_lines, iter_lines
 from .log import log
 from .text import count_tokens, normalize_line
 
@@ -159,8 +161,8 @@ def clean_train(
     stats = Counter()
     read = Counter()
     hashes = array.array("q")
-    pre_source = temporary_name(Path(out_source)).with_suffix(".filtered")
-    pre_target = temporary_name(Path(out_target)).with_suffix(".filtered")
+    pre_source = partial_path(Path(out_source)).with_suffix(".filtered")
+    pre_target = partial_path(Path(out_target)).with_suffix(".filtered")
     for path in (pre_source, pre_target):
         path.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=total, unit=" pairs", unit_scale=True, desc="clean", disable=None, leave=False)

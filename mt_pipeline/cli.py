@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from nmt_common.logs import add_verbosity_arguments, setup_logging, verbosity
+
 from .clean import CleanConfig
 from .errors import PipelineError
 from .prepare import LOCAL_STEPS, STEPS
@@ -63,6 +65,7 @@ def _shared_options(parser: argparse.ArgumentParser, *, vocab_default) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mt_pipeline", description=__doc__.split("\n")[0])
+    add_verbosity_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
     data = commands.add_parser(
@@ -159,6 +162,7 @@ def run(args) -> int:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging(verbosity(args), "mt_pipeline")
     try:
         return run(args)
     except PipelineError as error:

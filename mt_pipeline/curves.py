@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from nmt_common.figures import pyplot, save_figure
+
 _EVENT = re.compile(r"\| (train_inner|train|valid) \| (\{.*\})\s*$")
 _EARLY_STOP = "early stop since valid performance hasn't improved"
 
@@ -115,11 +117,7 @@ def read_log(path: Path) -> History:
 
 def plot_curves(runs: Dict[str, Sequence[History]], path: Path, title: str = "") -> Path:
     """Validation loss and BLEU against updates: one colour per variant, one line per seed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     figure, (loss_axis, bleu_axis) = plt.subplots(1, 2, figsize=(12, 4.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for index, (variant, histories) in enumerate(runs.items()):
@@ -139,9 +137,4 @@ def plot_curves(runs: Dict[str, Sequence[History]], path: Path, title: str = "")
     loss_axis.legend(fontsize=8)
     if title:
         figure.suptitle(title)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, dpi=110)

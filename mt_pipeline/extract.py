@@ -20,8 +20,10 @@ import zipfile
 from pathlib import Path
 from typing import IO, Iterator, Mapping
 
+from nmt_common.files import atomic_path, is_gzip, partial_path
+
 from .errors import PipelineError
-from .files import atomic_path, is_gzip, require_file, temporary_name
+from .files import require_file
 
 _GLOB_CHARS = set("*?[")
 
@@ -164,7 +166,7 @@ def _extract_tar(archive: Path, wanted, outputs) -> dict[str, list[str]]:
                 continue
             if not member.isfile():
                 raise PipelineError(f"{archive}: refusing member {safe!r}: not a regular file (link or device)")
-            path = temporary_name(Path(outputs[keys[0]])).with_suffix(f".member{len(scratch)}")
+            path = partial_path(Path(outputs[keys[0]])).with_suffix(f".member{len(scratch)}")
             path.parent.mkdir(parents=True, exist_ok=True)
             scratch[safe] = path
             with open(path, "wb") as handle:

@@ -1,23 +1,30 @@
-"""File helpers: line reading that only splits on "\\n", atomic writes, line counts, sums."""
+"""The pipeline's file helpers: required inputs, line counts, parallel checks, hashes.
+
+Atomic writes, JSON and line reading are :mod:`nmt_common.files`; :func:`iter_lines` here is
+its reader with the pipeline's errors (a :class:`PipelineError` naming the file, and the line).
+"""
 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
-import os
 import shutil
 from pathlib import Path
 from typing import IO, Iterator
 
+from nmt_common import files as common_files
+from nmt_common.files import InputFileError, atomic_path
+
 from .errors import PipelineError
 
-GZIP_MAGIC = b"\x1f\x8b"
 
-
-def is_gzip(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        return handle.read(2) == GZIP_MAGIC
+@contextlib.contextmanager
+def pipeline_errors() -> Iterator[None]:
+    """Re-raise an :class:`~nmt_common.files.InputFileError` of the block as a PipelineError (same message)."""
+    try:
+        yield
+    except InputFileError as error:
+        raise PipelineError(str(error)) from None
 
 
 def require_file(path: Path, what: str = "file") -> Path:
@@ -32,34 +39,15 @@ def require_file(path: Path, what: str = "file") -> Path:
 
 def open_binary(path: Path) -> IO[bytes]:
     """Open a plain or gzip-compressed file for reading bytes (decided by its magic number)."""
-    path = require_file(path)
-    return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+    return common_files.open_binary(require_file(path))
 
 
 def iter_lines(path: Path, *, strict: bool = True) -> Iterator[str | None]:
-    """The lines of a UTF-8 text file (plain or .gz), without their line ending.
-
-    Lines are separated by "\\n" only (a stray "\\r", U+2028 or U+0085 inside a line does
-    not split it, so two parallel files stay parallel); a final "\\r" is dropped, and so
-    is a byte-order mark at the start of the file. A line that is not valid UTF-8 raises
-    a PipelineError naming ``path:line`` when ``strict``, and is yielded as None otherwise.
-    """
-    with open_binary(path) as handle:
-        for number, raw in enumerate(handle, 1):
-            if raw.endswith(b"\n"):
-                raw = raw[:-1]
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                if strict:
-                    raise PipelineError(
-                        f"{path}:{number}: not valid UTF-8 ({error.reason} at byte {error.start} of the line)"
-                    ) from None
-                yield None
+    """:func:`nmt_common.files.iter_lines` (split on "\\n" only; None for a bad line unless ``strict``),
+    with a PipelineError naming ``path:line`` for invalid UTF-8 and ``path`` when it is missing."""
+    require_file(path)
+    with pipeline_errors():
+        yield from common_files.iter_lines(path, strict=strict)
 
 
 def count_lines(path: Path) -> int:
@@ -85,43 +73,6 @@ def check_parallel(source: Path, target: Path, what: str = "corpus") -> int:
     if n_source == 0:
         raise PipelineError(f"{what} is empty: {source} and {target} have no lines")
     return n_source
-
-
-def temporary_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.partial-{os.getpid()}")
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; renamed to ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = temporary_name(path)
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        if temporary.is_dir():
-            shutil.rmtree(temporary, ignore_errors=True)
-        elif temporary.exists():
-            temporary.unlink()
-
-
-@contextlib.contextmanager
-def atomic_write(path: Path, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file for writing; it replaces ``path`` only when the block succeeds."""
-    with atomic_path(path) as temporary:
-        kwargs = {"encoding": "utf-8", "newline": "\n"} if "b" not in mode else {}
-        with open(temporary, mode, **kwargs) as handle:
-            yield handle
-
-
-def write_json(path: Path, data) -> None:
-    import json
-
-    with atomic_write(path) as handle:
-        json.dump(data, handle, indent=2, ensure_ascii=False, sort_keys=False)
-        handle.write("\n")
 
 
 def sha256_file(path: Path, *, desc: str | None = None) -> str:

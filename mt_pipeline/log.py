@@ -1,13 +1,17 @@
-"""Messages to stderr, one prefix for the whole pipeline."""
+"""Progress messages of the pipeline, through the ``mt_pipeline`` logger.
 
-import sys
+Each command line sets it up once (:func:`nmt_common.logs.setup_logging`): ``[mt_pipeline] message``
+on stderr, warnings as ``[mt_pipeline] warning: message``.
+"""
 
-PREFIX = "[mt_pipeline]"
+import logging
+
+logger = logging.getLogger("mt_pipeline")
 
 
 def log(message: str) -> None:
-    print(f"{PREFIX} {message}", file=sys.stderr, flush=True)
+    logger.info(message)
 
 
 def warn(message: str) -> None:
-    print(f"{PREFIX} warning: {message}", file=sys.stderr, flush=True)
+    logger.warning(message)

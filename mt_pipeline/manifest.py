@@ -15,9 +15,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nmt_common.files import write_json
+
 from .errors import PipelineError
 from .extract import check_inner_path
-from .files import write_json
 
 DEFAULT_MANIFEST_DIR = Path(__file__).resolve().parents[1] / "data" / "manifests"
 _HEX = set("0123456789abcdef")

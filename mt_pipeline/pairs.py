@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from alignment_eval.io import atomic_write_text
+from nmt_common.files import atomic_write_text, write_json
+from nmt_common.logs import add_verbosity_arguments, setup_logging, verbosity
+from nmt_common.markdown import markdown_table
+from nmt_common.variants import VARIANTS
 
 from .errors import PipelineError
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD_DIR = ROOT.parent / "shared" / "data" / "word-alignment-gold"
-VARIANTS = ("softmax", "rela", "rela_i", "sparsemax", "entmax15", "alpha_entmax", "topk")
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ def run_bleu(args) -> int:
                            langpair=d.pair)
     except BleuInputError as error:
         raise PipelineError(str(error)) from None
-    atomic_write_text(_out(args, d) / "bleu.json", json.dumps(result.as_dict(), indent=1) + "\n")
+    write_json(_out(args, d) / "bleu.json", result.as_dict(), indent=1)
     print(f"BLEU {result.bleu:.2f}  chrF {result.chrf:.2f}  {result.signature}  (references: {result.references})")
     return 0
 
@@ -182,13 +184,10 @@ def summary_table(rows: List[dict]) -> List[str]:
     """Markdown table: BLEU, speed (and ratio to softmax), AER, sparsity, null rate, head diversity."""
     softmax = next((r for r in rows if r["variant"] == "softmax"), None)
     with_attention = any("aer_best" in r or "sparsity_cross" in r for r in rows)
-    header = "| variant | BLEU | chrF | train words/s | decode sent/s |"
-    rule = "|---|---|---|---|---|"
+    header = ["variant", "BLEU", "chrF", "train words/s", "decode sent/s"]
     if with_attention:
-        header += (" AER argmax normal (layer, head) | AER argmax shift (layer, head) | AER head-avg normal |"
-                   " sparsity (cross) | null rate (cross) | JS diversity (cross) | sparsity (all) | null rate (all) |")
-        rule += "---|---|---|---|---|---|---|---|"
-    lines = [header, rule]
+        header += ["AER argmax normal (layer, head)", "AER argmax shift (layer, head)", "AER head-avg normal",
+                   "sparsity (cross)", "null rate (cross)", "JS diversity (cross)", "sparsity (all)", "null rate (all)"]
 
     def with_ratio(row, key, digits):
         text = _fmt(row.get(key), digits)
@@ -196,9 +195,10 @@ def summary_table(rows: List[dict]) -> List[str]:
             text += f" ({row[key] / softmax[key]:.2f}x)"
         return text
 
+    table = []
     for row in rows:
-        line = (f"| {row['variant']} | {_fmt(row.get('bleu'), 2)} | {_fmt(row.get('chrf'), 2)} "
-                f"| {with_ratio(row, 'train_wps', 0)} | {with_ratio(row, 'decode_sentences_per_second', 1)} |")
+        cells = [row["variant"], _fmt(row.get("bleu"), 2), _fmt(row.get("chrf"), 2), with_ratio(row, "train_wps", 0),
+                 with_ratio(row, "decode_sentences_per_second", 1)]
         if with_attention:
             best = row.get("aer_best") or {}
 
@@ -206,11 +206,11 @@ def summary_table(rows: List[dict]) -> List[str]:
                 entry = best.get(name)
                 return f"{entry['aer']:.3f} ({entry['layer']}, {entry['head']})" if entry else "-"
 
-            line += (f" {cell('argmax.normal.best-head')} | {cell('argmax.shift.best-head')} | "
-                     f"{cell('argmax.normal.avg')} | {_fmt(row.get('sparsity_cross'))} | {_fmt(row.get('null_rate_cross'))} | "
-                     f"{_fmt(row.get('js_diversity_cross'))} | {_fmt(row.get('sparsity_all'))} | {_fmt(row.get('null_rate_all'))} |")
-        lines.append(line)
-    lines += ["", "BLEU signatures:", ""]
+            cells += [cell("argmax.normal.best-head"), cell("argmax.shift.best-head"), cell("argmax.normal.avg"),
+                      *(_fmt(row.get(key)) for key in ("sparsity_cross", "null_rate_cross", "js_diversity_cross",
+                                                       "sparsity_all", "null_rate_all"))]
+        table.append(cells)
+    lines = [*markdown_table(header, table).split("\n"), "", "BLEU signatures:", ""]
     lines += [f"- {r['variant']}: `{r['bleu_signature']}`" for r in rows if r.get("bleu_signature")]
     return lines
 
@@ -224,13 +224,14 @@ def run_report(args) -> int:
         raise PipelineError(f"{results}: no variant has been scored yet (make bleu PAIR={d.pair})")
     report = "\n".join([f"# {d.pair} ({d.config}): attention variants", "", *summary_table(rows), ""])
     atomic_write_text(results / "report.md", report)
-    atomic_write_text(results / "report.json", json.dumps({"pair": d.pair, "rows": rows}, indent=1) + "\n")
+    write_json(results / "report.json", {"pair": d.pair, "rows": rows}, indent=1)
     print(report)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mt_pipeline.pairs", description=__doc__.split("\n\n")[0])
+    add_verbosity_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, function in (("translate", run_translate), ("bleu", run_bleu), ("align", run_align),
                            ("report", run_report)):
@@ -254,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    setup_logging(verbosity(args), "mt_pipeline")
     try:
         return args.func(args)
     except PipelineError as error:

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from . import __version__
+from nmt_common.files import partial_path, write_json
+from nmt_common.version import package_version
+
 from .binarize import fairseq_preprocess
 from .clean import CleanConfig, TrainPart, clean_train, copy_text, normalize_parallel
 from .errors import PipelineError
-from .files import check_parallel, require_file, sha256_file, write_json
+from .files import check_parallel, require_file, sha256_file
 from .log import log
 from .steps import completed_fingerprint, fingerprint, run_step
 from .subword import SpmConfig, encode_file, encode_lines, load, model_names, train_model
@@ -244,7 +246,7 @@ def run_shared_steps(job: Job, steps: Sequence[str]) -> PreparedData | None:
     def do_binarize():
         _check_out_dir(out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        temporary = out.with_name(f".{out.name}.partial-{os.getpid()}")
+        temporary = partial_path(out)
         shutil.rmtree(temporary, ignore_errors=True)
         try:
             fairseq_preprocess(
@@ -263,7 +265,7 @@ def run_shared_steps(job: Job, steps: Sequence[str]) -> PreparedData | None:
                       "test": clean_info.get("test")}
             info = {
                 "format": "mt_pipeline/1",
-                "created_by": f"mt_pipeline {__version__}",
+                "created_by": f"mt_pipeline {package_version()}",
                 "src": src,
                 "tgt": tgt,
                 "joined_dictionary": job.spm.joint,

@@ -23,14 +23,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
-from alignment_eval.io import atomic_write_text
+from nmt_common.files import atomic_write_text
+from nmt_common.logs import add_verbosity_arguments, setup_logging, verbosity
+from nmt_common.markdown import markdown_table
+from nmt_common.variants import VARIANTS
 
 from .errors import PipelineError
-from .experiment import AlignerTraining, ExperimentSpec, GoldSet, TestSet, run_experiment
+from .experiment import run_experiment
+from .log import log
+from .spec import AlignerTraining, ExperimentSpec, GoldSet, TestSet
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-ALL_VARIANTS = ("softmax", "rela", "rela_i", "sparsemax", "entmax15", "alpha_entmax", "topk")
 
 
 def gold_set(directory: Path) -> Optional[GoldSet]:
@@ -126,7 +130,7 @@ def multi30k_spec(args) -> ExperimentSpec:
     return ExperimentSpec(
         name="multi30k-de-en", aligner_training=aligners, data_bin=prepared.data_bin, spm_model=prepared.spm_model, test_sets=test_sets,
         out_dir=Path(args.out or "results/multi30k-de-en"),
-        variants=args.variants or ALL_VARIANTS, seeds=args.seeds or (1,),
+        variants=args.variants or VARIANTS, seeds=args.seeds or (1,),
         seed_plan={} if args.seeds else MULTI30K_SEEDS, arch="sparse_transformer_tiny",
         # d_model 128, FFN 512, 3+3 layers, 4 heads: ~2.6M parameters, about an hour per run on one CPU core
         arch_args=["--share-all-embeddings", "--encoder-embed-dim", "128", "--decoder-embed-dim", "128",
@@ -169,7 +173,7 @@ def _moses_tokenised(source: Path, destination: Path, lang: str) -> Path:
 
 def _split_parallel_text(text: Path, source: Path, target: Path) -> tuple[Path, Path]:
     """'src ||| tgt' lines -> two files (the gold set's tokens as they are), written atomically."""
-    from alignment_eval.io import read_parallel_text
+    from alignment_eval import read_parallel_text
 
     pairs = read_parallel_text(text)
     atomic_write_text(source, "".join(" ".join(p.source) + "\n" for p in pairs))
@@ -208,7 +212,7 @@ def multi30k_sweep(args, command: str) -> Path:
                        variants=variants, seeds=args.seeds or (1,), seed_plan={},
                        max_update=updates, patience=None, checkpoint="last", gold=None,
                        test_sets=dict(list(base.test_sets.items())[:1]), aligner_training=())
-        run_experiment(spec, command, log=lambda message: print(message, flush=True), train_only=args.train_only,
+        run_experiment(spec, command, train_only=args.train_only,
                        finished_only=args.finished_only, jobs=args.jobs or 1)
         for result in collect(spec):
             valid = (result.train or {}).get("history", {}).get("valid", [])
@@ -216,15 +220,14 @@ def multi30k_sweep(args, command: str) -> Path:
                 curves[f"{result.variant} lr {lr:g} wu {warmup}"] = [History(valid=[ValidPoint(**p) for p in valid])]
             cells[(name, result.variant, result.seed)] = (valid[-1] if valid else {},
                                                            result.bleu.get("test2016", {}).get("bleu"))
-    header = "| lr | warmup | " + " | ".join(f"{v} test2016" for v in variants)
-    header += "".join(f" | {v} - softmax" for v in variants if v != "softmax")
-    header += " | " + " | ".join(f"{v} valid BLEU / NLL" for v in variants) + " |"
+    header = ["lr", "warmup", *(f"{v} test2016" for v in variants),
+              *(f"{v} - softmax" for v in variants if v != "softmax"), *(f"{v} valid BLEU / NLL" for v in variants)]
+    rows = []
     lines = ["# Multi30k De-En: learning rate and warmup at a fixed budget", "", f"Command: `{command}`", "",
              f"Every run: the multi30k architecture and data, exactly {updates} updates (no early stopping), "
              f"last checkpoint, beam 4, sacreBLEU on test2016; seed {', '.join(map(str, args.seeds or (1,)))}; "
              "validation BLEU greedy, NLL in bits per token. Only the learning rate (peak of the inverse-sqrt "
-             "schedule) and the warmup change; the centre row is the main experiment's setting.", "",
-             header, "|" + "---|" * (header.count("|") - 1)]
+             "schedule) and the warmup change; the centre row is the main experiment's setting.", ""]
     for lr, warmup in SWEEP_SETTINGS:
         name = f"lr{lr:g}-warmup{warmup}"
         for seed in args.seeds or (1,):
@@ -238,7 +241,8 @@ def multi30k_sweep(args, command: str) -> Path:
                     row.append(f"{gap:+.2f}" if gap is not None else "-")
             row += [f"{valid[v].get('bleu', '-')} / {valid[v].get('nll_loss', '-')}" if valid[v] else "-"
                     for v in variants]
-            lines.append("| " + " | ".join(row) + " |")
+            rows.append(row)
+    lines.append(markdown_table(header, rows))
     if curves:
         plot_curves(curves, root / "curves.png", title=f"Multi30k De-En sweep, {updates} updates")
         lines += ["", "![validation curves of every run](curves.png)"]
@@ -254,7 +258,8 @@ def interpret_multi30k(args) -> Path:
     with each variant's first seed; the seeds test uses all of its finished seeds (two or more).
     Writes results/multi30k-de-en/<variant>/seed<N>/interpret/ and results/multi30k-de-en/interpret.md.
     """
-    from .experiment import interpret_battery, runs_of
+    from .experiment import interpret_battery
+    from .spec import runs_of
     from .prepare import PreparedData
     from .training import DONE_FILE
 
@@ -276,7 +281,7 @@ def interpret_multi30k(args) -> Path:
         if not finished:
             sections += [f"## {variant}", "", "not trained yet", ""]
             continue
-        print(f"[{variant}] interpretability battery ({len(finished)} seed(s))", flush=True)
+        log(f"[{variant}] interpretability battery ({len(finished)} seed(s))")
         report = interpret_battery(finished[0], text, seed_runs=finished, max_sentences=args.interpret_sentences)
         body = report.read_text(encoding="utf-8")
         seeds_note = "" if len(finished) >= 2 else "\n\nSeeds test: not run (one finished seed).\n"
@@ -299,7 +304,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("preset", choices=sorted([*PRESETS, "interpret-multi30k", "multi30k-sweep"]))
     parser.add_argument("--interpret-sentences", type=int, default=60)
     parser.add_argument("--max-len-b", type=int, help="cap translations at N tokens (smoke runs of barely trained models)")
-    parser.add_argument("--variants", nargs="+", choices=ALL_VARIANTS)
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS)
     parser.add_argument("--seeds", nargs="+", type=int,
                         help="train every variant once per seed (default: 1; multi30k: 1 2 3 for softmax, rela, "
                              "entmax15 and 1 for the others)")
@@ -319,7 +324,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--data-bin", help="binarized data folder (default data-bin/<preset>)")
     parser.add_argument("--gold-dir", default=os.environ.get("GOLD_DIR", str(SHARED / "word-alignment-gold")))
     parser.add_argument("--multi30k-dir", default=os.environ.get("MULTI30K_DIR", str(SHARED / "multi30k")))
+    add_verbosity_arguments(parser)
     args = parser.parse_args(argv)
+    setup_logging(verbosity(args), "mt_pipeline")
     command = reproducing_command(argv if argv is not None else sys.argv[1:])
     try:
         if args.preset == "multi30k-sweep":
@@ -331,8 +338,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         spec = PRESETS[args.preset](args)
         if args.max_len_b is not None:
             spec.generate_args = ["--max-len-a", "0", "--max-len-b", str(args.max_len_b)]
-        run_experiment(spec, command, log=lambda message: print(message, flush=True), train_only=args.train_only, finished_only=args.finished_only,
-                              jobs=args.jobs or (2 if args.preset == "demo" else 1))
+        run_experiment(spec, command, train_only=args.train_only, finished_only=args.finished_only,
+                       jobs=args.jobs or (2 if args.preset == "demo" else 1))
     except Exception as exc:  # noqa: BLE001 - one clear line for the user, the log has the details
         from .errors import PipelineError
 

@@ -17,8 +17,9 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 
+from nmt_common.files import write_json
+
 from .errors import PipelineError
-from .files import write_json
 from .log import log
 
 # Bumped when a step's code changes what it writes, so that old outputs are rebuilt.

@@ -7,8 +7,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from nmt_common.files import atomic_path
+
 from .errors import PipelineError
-from .files import atomic_path, count_lines, iter_lines
+from .files import count_lines, iter_lines
 from .log import log
 from .text import base_language
 

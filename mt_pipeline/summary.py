@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import platform
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from alignment_eval.io import atomic_write_text
+from nmt_common.files import atomic_write_text, write_json
+from nmt_common.markdown import markdown_table
 
 from .bleu import BleuInputError, read_lines
+from .log import log as log_progress
 from .significance import mean_and_sd, paired_bootstrap
 
 SUBLAYERS = ("encoder", "decoder", "cross")
@@ -53,8 +54,8 @@ def collect(spec) -> List[RunResult]:
     checkpoints are not here, a run trained with other settings) is left out, and the run
     is listed as not finished.
     """
-    from .experiment import chosen_checkpoint, runs_of, training_run
     from .files import sha256_file
+    from .spec import chosen_checkpoint, runs_of, training_run
     from .steps import read_marker
 
     results = []
@@ -223,12 +224,9 @@ def per_layer_table(results: List[RunResult], key: str) -> List[str]:
                 values.setdefault(result.variant, {}).setdefault(column, []).append(layer[key])
     if not values:
         return []
-    header = "| variant | " + " | ".join(columns) + " |"
-    lines = [header, "|---" * (len(columns) + 1) + "|"]
-    for variant, by_column in values.items():
-        cells = [_fmt(*_mean_sd(by_column.get(c, [])), digits=3) if by_column.get(c) else "-" for c in columns]
-        lines.append(f"| {variant} | " + " | ".join(cells) + " |")
-    return lines
+    rows = [[variant, *(_fmt(*_mean_sd(by_column[c]), digits=3) if by_column.get(c) else "-" for c in columns)]
+            for variant, by_column in values.items()]
+    return markdown_table(["variant", *columns], rows).split("\n")
 
 
 def device_line(results: List[RunResult]) -> str:
@@ -236,10 +234,10 @@ def device_line(results: List[RunResult]) -> str:
     return "; ".join(devices) or platform.processor()
 
 
-def write_summary(spec, command: str, log: Callable[[str], None] = print) -> Path:
+def write_summary(spec, command: str, log: Callable[[str], None] = log_progress) -> Path:
     """Write summary.md / summary.json / curves.png (and the alignment report) for ``spec``."""
     from .curves import History, ValidPoint, plot_curves
-    from .experiment import BIN, _run
+    from .subprocesses import BIN, run_logged
 
     results = collect(spec)
     rows = variant_rows(spec, results)
@@ -266,19 +264,18 @@ def write_summary(spec, command: str, log: Callable[[str], None] = print) -> Pat
     if any(row["seeds"] for row in rows):
         lines += ["## Verdicts", ""] + [f"- {v}" for v in verdicts(rows, baselines)] + [""]
     tests = list(spec.test_sets)
-    lines += ["## BLEU (sacreBLEU, mean ± sd over seeds)", "",
-              "| variant | seeds | " + " | ".join(tests) + f" | Δ {main_test} vs softmax [95% CI] | p | updates | epochs | "
-              "train h (1 core) | stopped by |",
-              "|---" * (len(tests) + 8) + "|"]
+    bleu_rows = []
     for row in rows:
         test = row.get("bootstrap")
         delta = f"{test['delta']:+.2f} [{test['ci_low']:+.2f}, {test['ci_high']:+.2f}]" if test else "-"
         p_value = f"{test['p_value']:.3f}" if test else "-"
-        cells = [row["variant"], ",".join(map(str, row["seeds"])) or "-",
-                 *(_fmt(*row[f"bleu.{t}"]) for t in tests), delta, p_value,
-                 _fmt(*row["updates"], digits=0), _fmt(*row["epochs"], digits=0), _fmt(*row["train_hours"]),
-                 ", ".join(row["stopped_by"]) or "-"]
-        lines.append("| " + " | ".join(cells) + " |")
+        bleu_rows.append([row["variant"], ",".join(map(str, row["seeds"])) or "-",
+                          *(_fmt(*row[f"bleu.{t}"]) for t in tests), delta, p_value,
+                          _fmt(*row["updates"], digits=0), _fmt(*row["epochs"], digits=0), _fmt(*row["train_hours"]),
+                          ", ".join(row["stopped_by"]) or "-"])
+    lines += ["## BLEU (sacreBLEU, mean ± sd over seeds)", "",
+              markdown_table(["variant", "seeds", *tests, f"Δ {main_test} vs softmax [95% CI]", "p", "updates",
+                              "epochs", "train h (1 core)", "stopped by"], bleu_rows)]
     signature = next((r["bleu_signature"] for r in rows if r.get("bleu_signature")), None)
     test_signature = next((r["bootstrap"]["signature"] for r in rows if r.get("bootstrap")), None)
     lines += ["", f"BLEU signature: `{signature}`" if signature else "",
@@ -286,31 +283,30 @@ def write_summary(spec, command: str, log: Callable[[str], None] = print) -> Pat
               "p from sacreBLEU's test statistic)" if test_signature else "", ""]
     finished = [r for r in results if r.complete]
     if finished:
-        lines += ["## Runs", "", "| variant | seed | " + " | ".join(tests) + " | updates | epochs | best valid BLEU | "
-                  "training wall (h) | stopped by | device |", "|---" * (len(tests) + 8) + "|"]
-        for r in finished:
-            lines.append(f"| {r.variant} | {r.seed} | " + " | ".join(_fmt(r.bleu[t]["bleu"]) if t in r.bleu else "-"
-                                                                     for t in tests)
-                         + f" | {r.train['updates']} | {r.train['epochs']} | {_fmt(r.train.get('best_valid_bleu'))} | "
-                         f"{_fmt((r.train.get('train_seconds') or 0) / 3600)} | {r.train.get('stopped_by', '-')} | "
-                         f"{r.train.get('device', '-')} |")
-        lines.append("")
+        run_rows = [[r.variant, r.seed, *(_fmt(r.bleu[t]["bleu"]) if t in r.bleu else "-" for t in tests),
+                     r.train["updates"], r.train["epochs"], _fmt(r.train.get("best_valid_bleu")),
+                     _fmt((r.train.get("train_seconds") or 0) / 3600), r.train.get("stopped_by", "-"),
+                     r.train.get("device", "-")] for r in finished]
+        lines += ["## Runs", "", markdown_table(["variant", "seed", *tests, "updates", "epochs", "best valid BLEU",
+                                                 "training wall (h)", "stopped by", "device"], run_rows), ""]
     if curves:
         lines += ["## Training curves", "", "![validation loss and BLEU against updates](curves.png)", ""]
     if any(r.stats for r in results):
-        lines += ["## Attention (RWTH gold text, teacher forcing; mean ± sd over seeds)", "",
-                  "| variant | AER best head normal | AER best head shifted | AER head-avg normal | AER head-avg shifted | "
-                  "sparsity enc / dec / cross | null rate enc / dec / cross | JS diversity cross |",
-                  "|---|---|---|---|---|---|---|---|"]
+        attention_rows = []
         for row in rows:
             where = lambda k: f" ({', '.join(row[f'aer.{k}.where'])})" if row[f"aer.{k}.where"] else ""  # noqa: E731
-            lines.append(
-                f"| {row['variant']} | {_fmt(*row['aer.argmax.normal.best-head'], digits=3)}{where('argmax.normal.best-head')} "
-                f"| {_fmt(*row['aer.argmax.shift.best-head'], digits=3)}{where('argmax.shift.best-head')} "
-                f"| {_fmt(*row['aer.argmax.normal.avg'], digits=3)} | {_fmt(*row['aer.argmax.shift.avg'], digits=3)} | "
-                + " / ".join(_fmt(row[f'sparsity.{s}'][0], digits=3) for s in SUBLAYERS) + " | "
-                + " / ".join(_fmt(row[f'null_rate.{s}'][0], digits=3) for s in SUBLAYERS) + " | "
-                + f"{_fmt(*row['js_diversity.cross'], digits=3)} |")
+            attention_rows.append([
+                row["variant"],
+                _fmt(*row["aer.argmax.normal.best-head"], digits=3) + where("argmax.normal.best-head"),
+                _fmt(*row["aer.argmax.shift.best-head"], digits=3) + where("argmax.shift.best-head"),
+                _fmt(*row["aer.argmax.normal.avg"], digits=3), _fmt(*row["aer.argmax.shift.avg"], digits=3),
+                " / ".join(_fmt(row[f"sparsity.{s}"][0], digits=3) for s in SUBLAYERS),
+                " / ".join(_fmt(row[f"null_rate.{s}"][0], digits=3) for s in SUBLAYERS),
+                _fmt(*row["js_diversity.cross"], digits=3)])
+        lines += ["## Attention (RWTH gold text, teacher forcing; mean ± sd over seeds)", "",
+                  markdown_table(["variant", "AER best head normal", "AER best head shifted", "AER head-avg normal",
+                                  "AER head-avg shifted", "sparsity enc / dec / cross", "null rate enc / dec / cross",
+                                  "JS diversity cross"], attention_rows)]
         lines += ["", "Null-attention rate per sublayer and layer (share of query rows that are all zero):", ""]
         lines += per_layer_table(results, "null_rate")
         lines += ["", "Sparsity per sublayer and layer (share of exact zeros among allowed positions):", ""]
@@ -319,15 +315,15 @@ def write_summary(spec, command: str, log: Callable[[str], None] = print) -> Pat
                   "[alignment-report/report.md](alignment-report/report.md)", ""]
     if baselines:
         lines += ["## Statistical aligners on the same gold set (grow-diag-final-and)", "",
-                  "| aligner | AER | trained on |", "|---|---|---|"]
-        lines += [f"| {entry['aligner']} | {entry['aer']:.3f} | {entry['trained_on']} |" for entry in baselines]
-        lines.append("")
+                  markdown_table(["aligner", "AER", "trained on"],
+                                 [[entry["aligner"], f"{entry['aer']:.3f}", entry["trained_on"]] for entry in baselines]),
+                  ""]
     atomic_write_text(spec.out_dir / "summary.md", "\n".join(lines))
-    atomic_write_text(spec.out_dir / "summary.json", json.dumps(
-        {"command": command, "checkpoint": spec.checkpoint, "stopping_rule": spec.stopping_rule,
-         "rows": rows, "pending": pending, "baselines": baselines,
-         "runs": [{"variant": r.variant, "seed": r.seed, "train": {k: v for k, v in (r.train or {}).items() if k != "history"},
-                   "bleu": {k: v["bleu"] for k, v in r.bleu.items()}} for r in results]}, indent=1) + "\n")
+    write_json(spec.out_dir / "summary.json", {
+        "command": command, "checkpoint": spec.checkpoint, "stopping_rule": spec.stopping_rule,
+        "rows": rows, "pending": pending, "baselines": baselines,
+        "runs": [{"variant": r.variant, "seed": r.seed, "train": {k: v for k, v in (r.train or {}).items() if k != "history"},
+                  "bleu": {k: v["bleu"] for k, v in r.bleu.items()}} for r in results]}, indent=1)
     if spec.gold is not None:
         firsts = {}
         for result in results:
@@ -337,7 +333,7 @@ def write_summary(spec, command: str, log: Callable[[str], None] = print) -> Pat
             arguments = []
             for variant, result in firsts.items():
                 arguments += ["--run", f"{variant}={result.folder / 'attention'}"]
-            _run([BIN / "alignment-eval", "report", *arguments, "--out-dir", spec.out_dir / "alignment-report"],
+            run_logged([BIN / "alignment-eval", "report", *arguments, "--out-dir", spec.out_dir / "alignment-report"],
                  spec.out_dir / "report.log")
     log(f"summary: {spec.out_dir / 'summary.md'} ({len(results) - len(pending)} of {len(results)} runs finished)")
     return spec.out_dir / "summary.md"

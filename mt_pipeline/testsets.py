@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from nmt_common.files import atomic_path
+
 from .clean import copy_text
 from .errors import PipelineError
-from .files import atomic_path
 from .log import log
 
 

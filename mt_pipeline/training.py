@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from alignment_eval.io import atomic_write_text
+from nmt_common.files import write_json
 
 from .errors import PipelineError
+from .log import log as log_progress
 
 # Bumped when what a run means changes (e.g. a new default in the command builder).
 TRAIN_CODE_VERSION = 1
@@ -197,13 +198,13 @@ def _has_checkpoints(folder: Path) -> bool:
 
 def _claim(run: TrainingRun) -> None:
     run.save_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.save_dir / RUN_FILE, json.dumps(
-        {"fingerprint": run.fingerprint, "code": TRAIN_CODE_VERSION, "identity": run.identity,
-         "stopping": run.stopping, "data": run.data, "command": shlex.join(run.command),
-         "created": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1) + "\n")
+    write_json(run.save_dir / RUN_FILE, {
+        "fingerprint": run.fingerprint, "code": TRAIN_CODE_VERSION, "identity": run.identity,
+        "stopping": run.stopping, "data": run.data, "command": shlex.join(run.command),
+        "created": time.strftime("%Y-%m-%d %H:%M:%S")}, indent=1)
 
 
-def check_or_claim(run: TrainingRun, on_change: str = "refuse", log: Callable[[str], None] = print) -> str:
+def check_or_claim(run: TrainingRun, on_change: str = "refuse", log: Callable[[str], None] = log_progress) -> str:
     """Make ``run.save_dir`` belong to ``run``: 'new', 'resume', 'done', or raise StaleRunError.
 
     A folder made with another trajectory (or stopped later than the new rule allows) is
@@ -267,7 +268,7 @@ def checkpoint_updates(checkpoint: Path) -> Optional[int]:
 
 
 def train(run: TrainingRun, *, environment: dict, on_change: str = "refuse",
-          log: Callable[[str], None] = print) -> dict:
+          log: Callable[[str], None] = log_progress) -> dict:
     """Train (or resume, or reuse) ``run``; returns its completion record (``train.done.json``)."""
     state = check_or_claim(run, on_change, log)
     if state == "done":
@@ -297,5 +298,5 @@ def train(run: TrainingRun, *, environment: dict, on_change: str = "refuse",
         "wall_seconds_last_session": round(time.time() - started, 1),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
-    atomic_write_text(run.save_dir / DONE_FILE, json.dumps(record, indent=1) + "\n")
+    write_json(run.save_dir / DONE_FILE, record, indent=1)
     return record

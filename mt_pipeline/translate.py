@@ -8,7 +8,6 @@ atomically.  Decoding speed (sentences/s) is taken from fairseq's own summary li
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import subprocess
@@ -17,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from alignment_eval.io import atomic_write_text
+from nmt_common.files import atomic_write_text, write_json
 
-PLUGIN_DIR = Path(__file__).resolve().parents[1] / "fairseq_plugins"
+from .subprocesses import PLUGIN_DIR, subprocess_environment
+
 _DETOKENISED = re.compile(r"^D-(\d+)\t[^\t]*\t(.*)$")
 _SPEED = re.compile(r"Translated ([\d,]+) sentences \(([\d,]+) tokens\) in ([\d.]+)s \(([\d.]+) sentences/s")
 
@@ -40,7 +40,7 @@ class Translation:
         """``translate.json``: sentences, decoding time and speed, and the exact command."""
         record = {"sentences": self.sentences, "seconds": self.seconds,
                   "sentences_per_second": self.sentences_per_second, "command": shlex.join(self.command)}
-        atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+        write_json(path, record, indent=1)
 
 
 def parse_generate_output(text: str, expected: Optional[int] = None) -> List[str]:
@@ -85,8 +85,6 @@ def translate(
     ]
     if not Path(checkpoint).is_file():
         raise TranslationError(f"{checkpoint}: checkpoint not found")
-    from .experiment import subprocess_environment
-
     result = subprocess.run(command, capture_output=True, text=True, env=subprocess_environment())
     if result.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-5:])

@@ -15,11 +15,13 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+from nmt_common.files import atomic_path, write_json
+
 from .clean import CleanConfig
 from .download import download_file
 from .errors import PipelineError
 from .extract import extract_members
-from .files import atomic_path, check_parallel, iter_lines, sha256_file, write_json
+from .files import check_parallel, iter_lines, sha256_file
 from .log import log, warn
 from .manifest import Lock, Manifest, TrainSource, expected_sha256, load_manifest
 from .prepare import STEPS, Job, PreparedData, ensure_root, parse_steps, run_shared_steps

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from alignment_eval.attention_stats import SublayerStatistics, allowed_positions, count_layer
+from alignment_eval.analysis.attention_stats import SublayerStatistics, allowed_positions, count_layer
 
 
 def test_identical_heads_have_zero_diversity_and_disjoint_heads_have_ln2():

@@ -20,14 +20,8 @@ from pathlib import Path
 import pytest
 
 from alignment_eval import GoldAlignment, SentencePair, evaluate_files, read_alignments, score_alignments
-from alignment_eval.baseline import (
-    ALIGNERS,
-    FastAlignOptions,
-    _fast_align_viterbi,
-    align_with,
-    run_aligner,
-    run_baseline,
-)
+from alignment_eval.baselines import ALIGNERS, FastAlignOptions, align_with, run_aligner, run_baseline
+from alignment_eval.baselines.viterbi import fast_align_viterbi
 from alignment_eval.cli import main
 
 GOOD_AER = 0.05  # measured 0.000-0.002 for both aligners and all three runs
@@ -181,12 +175,12 @@ def test_viterbi_rule() -> None:
             return self.rows.get(self.word_ids.get(word, -1), {})
 
     options = FastAlignOptions(prob_align_null=0.0)
-    assert _fast_align_viterbi(["a", "b"], ["x", "y"], Table(), 4.0, options) == {(0, 0), (1, 1)}
+    assert fast_align_viterbi(["a", "b"], ["x", "y"], Table(), 4.0, options) == {(0, 0), (1, 1)}
     uniform = FastAlignOptions(favor_diagonal=False)
     # All three candidates score 0.5/3: NULL comes first and keeps the word unaligned.
-    assert _fast_align_viterbi(["a", "b"], ["x"], Table(), 4.0, uniform) == set()
+    assert fast_align_viterbi(["a", "b"], ["x"], Table(), 4.0, uniform) == set()
     Table.rows[3] = {4: 0.9}
-    assert _fast_align_viterbi(["a", "b"], ["x"], Table(), 4.0, uniform) == {(1, 0)}
+    assert fast_align_viterbi(["a", "b"], ["x"], Table(), 4.0, uniform) == {(1, 0)}
 
 
 def test_output_indices_and_empty_sides() -> None:
@@ -315,7 +309,7 @@ def test_cli_missing_aligners(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     text, gold_path = write_gold_set(tmp_path, pairs, gold)
     base = ["--text", text, "--gold", gold_path, "--gold-one-based"]
 
-    monkeypatch.setattr("alignment_eval.baseline._SYSTRAN_MODULE", "systran_align_not_installed")
+    monkeypatch.setattr("alignment_eval.baselines.route_systran_align.SYSTRAN_MODULE", "systran_align_not_installed")
     code, _, err = run_cli(capsys, *base, "--aligner", "fast_align")
     assert code == 2 and "pip install systran-align" in err and "--fast-align-binary" in err
     monkeypatch.undo()

@@ -84,7 +84,8 @@ def test_reduced_demo_end_to_end(tmp_path):
         assert rows[0]["null_rate.cross"][0] == 0.0  # softmax never attends to nothing
         assert (out / "alignment-report" / "aer_per_layer.png").is_file()
     again = run_console_script(*arguments, cwd=tmp_path, timeout=900)
-    assert "] training" not in again.stdout and "translating" not in again.stdout
+    progress = again.stdout + again.stderr  # progress messages go to stderr
+    assert "] training" not in progress and "translating" not in progress
     assert [(r["variant"], r["seed"]) for r in json.loads((out / "summary.json").read_text())["runs"]] == [
         ("softmax", 1), ("rela", 1)]  # rebuilt, not appended to
     assert result.returncode == 0

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from alignment_eval.cli import main
-from alignment_eval.io import read_alignments, read_parallel_text
+from alignment_eval.alignments.io import read_alignments, read_parallel_text
 
 pytestmark = pytest.mark.slow
 
@@ -36,9 +36,9 @@ def test_extract_writes_every_layer_head_method_and_scores_them(toy_model, tmp_p
 
 
 def test_null_attention_rows_stay_unaligned(toy_model):
-    from alignment_eval.extract import extract_alignments
-    from alignment_eval.induce import target_rows
-    from alignment_eval.model_attention import encode_pairs, load_model, record_pairs
+    from alignment_eval.analysis.extract import extract_alignments
+    from alignment_eval.alignments.induce import target_rows
+    from alignment_eval.analysis.model_attention import encode_pairs, load_model, record_pairs
 
     loaded = load_model(toy_model["checkpoint"], data_dir=toy_model["data_dir"])
     pairs = read_parallel_text(toy_model["text"])

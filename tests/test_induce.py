@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from alignment_eval.induce import pool_to_words, row_links, target_rows, word_links
+from alignment_eval.alignments.induce import pool_to_words, row_links, target_rows, word_links
 
 
 def test_argmax_leaves_all_zero_rows_unaligned():

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from alignment_eval.attention_stats import count_layer
+from alignment_eval.analysis.attention_stats import count_layer
 from alignment_eval.cli import main
-from alignment_eval.errors import AlignmentInputError
-from alignment_eval.interpret_measures import (
+from alignment_eval.alignments.errors import AlignmentInputError
+from alignment_eval.interpretability.measures import (
     RankCorrelation,
     SupportOverlap,
     coindexed_shares,
@@ -26,15 +26,15 @@ SENTENCES = [("w4 w5 w6 w7", "w8 w9 w10"), ("w11 w12 w13", "w14 w15 w16 w17"), (
 
 
 def loaded_model(arch="softmax_transformer_tiny", seed=0):
-    from alignment_eval.model_attention import LoadedModel
+    from alignment_eval.analysis.model_attention import LoadedModel
 
     model, dictionary = build_model(arch, seed=seed)
     return LoadedModel(model=model, source_dictionary=dictionary, target_dictionary=dictionary, checkpoint=f"{arch}-{seed}")
 
 
 def encoded_pairs(loaded, sentences=SENTENCES):
-    from alignment_eval.io import SentencePair
-    from alignment_eval.model_attention import encode_pairs
+    from alignment_eval.alignments.io import SentencePair
+    from alignment_eval.analysis.model_attention import encode_pairs
 
     return encode_pairs(loaded, [SentencePair(tuple(s.split()), tuple(t.split())) for s, t in sentences])
 
@@ -63,7 +63,7 @@ def test_divergences_of_known_distributions():
     assert js_divergence(p, p) == pytest.approx(0.0)
     assert total_variation(p, q) == pytest.approx(1.0)
     # smoothed attention KL of the adversarial test: 0 for equal rows, finite for disjoint ones, null rows left out
-    from alignment_eval.interpret_experiments import attention_kl_terms
+    from alignment_eval.interpretability.experiments import attention_kl_terms
 
     adversary = torch.tensor([[[[1.0, 0.0, 0.0], [0.0, 0.0, 0.0]]]])  # [bsz, heads, queries, keys]
     base = torch.tensor([[[[1.0, 0.0, 0.0], [0.5, 0.5, 0.0]]]])
@@ -128,7 +128,7 @@ def block_source_position(model, position):
 
 @pytest.mark.parametrize("arch", ["softmax_transformer_tiny", "rela_transformer_tiny"])
 def test_an_input_the_output_ignores_has_zero_importance(arch):
-    from alignment_eval.interpret_model import gradient_times_input, leave_one_out
+    from alignment_eval.interpretability.model import gradient_times_input, leave_one_out
 
     loaded = loaded_model(arch)
     pair = encoded_pairs(loaded)[0]
@@ -148,7 +148,7 @@ def test_an_input_the_output_ignores_has_zero_importance(arch):
 
 
 def test_representations_that_only_see_their_own_token_are_fully_coindexed():
-    from alignment_eval.interpret_model import encoder_attribution
+    from alignment_eval.interpretability.model import encoder_attribution
 
     loaded = loaded_model()
     pair = encoded_pairs(loaded)[0]
@@ -163,8 +163,8 @@ def test_representations_that_only_see_their_own_token_are_fully_coindexed():
 
 
 def test_uniform_replacement_of_already_uniform_attention_changes_nothing():
-    from alignment_eval.interpret_experiments import uniform_attention_test
-    from alignment_eval.interpret_model import collate, cross_attention_hook, cross_attention_modules, uniform_weights
+    from alignment_eval.interpretability.experiments import uniform_attention_test
+    from alignment_eval.interpretability.model import collate, cross_attention_hook, cross_attention_modules, uniform_weights
     from fairseq_plugins import record_attention
 
     loaded = loaded_model()
@@ -191,7 +191,7 @@ def test_uniform_replacement_of_already_uniform_attention_changes_nothing():
 
 
 def test_uniform_attention_changes_a_model_that_uses_its_attention():
-    from alignment_eval.interpret_experiments import uniform_attention_test
+    from alignment_eval.interpretability.experiments import uniform_attention_test
 
     loaded = loaded_model("sparsemax_transformer_tiny")
     result = uniform_attention_test(loaded, encoded_pairs(loaded), [t for _, t in SENTENCES])
@@ -199,7 +199,7 @@ def test_uniform_attention_changes_a_model_that_uses_its_attention():
 
 
 def test_identical_seeds_have_zero_divergence_and_different_seeds_do_not():
-    from alignment_eval.interpret_experiments import seeds_test
+    from alignment_eval.interpretability.experiments import seeds_test
 
     first, second = loaded_model("rela_transformer_tiny", 0), loaded_model("rela_transformer_tiny", 1)
     encoded = encoded_pairs(first)
@@ -216,12 +216,12 @@ def test_identical_seeds_have_zero_divergence_and_different_seeds_do_not():
 
 
 def test_seeds_needs_two_models_with_the_same_vocabulary():
-    from alignment_eval.interpret_experiments import seeds_test
+    from alignment_eval.interpretability.experiments import seeds_test
 
     loaded = loaded_model()
     with pytest.raises(AlignmentInputError, match="at least 2"):
         seeds_test([loaded], encoded_pairs(loaded))
-    from alignment_eval.model_attention import LoadedModel
+    from alignment_eval.analysis.model_attention import LoadedModel
 
     model, dictionary = build_model("softmax_transformer_tiny", vocab=30)
     other = LoadedModel(model, dictionary, dictionary, "bigger-vocabulary")
@@ -230,7 +230,7 @@ def test_seeds_needs_two_models_with_the_same_vocabulary():
 
 
 def test_unknown_rate_warns_then_fails():
-    from alignment_eval.interpret_experiments import check_vocabulary, unknown_rate
+    from alignment_eval.interpretability.cli import check_vocabulary, unknown_rate
 
     loaded = loaded_model()
     half = encoded_pairs(loaded, [("w4 nope", "w5 nope")])
@@ -241,7 +241,7 @@ def test_unknown_rate_warns_then_fails():
 
 
 def test_adversarial_fine_tuning_is_deterministic_and_moves_attention():
-    from alignment_eval.interpret_experiments import adversarial_test
+    from alignment_eval.interpretability.experiments import adversarial_test
 
     loaded = loaded_model()
     encoded = encoded_pairs(loaded)
@@ -255,7 +255,7 @@ def test_adversarial_fine_tuning_is_deterministic_and_moves_attention():
 
 @pytest.mark.parametrize("variant", ATTENTION_VARIANTS)
 def test_every_test_runs_on_every_variant(variant):
-    from alignment_eval.interpret_experiments import (
+    from alignment_eval.interpretability.experiments import (
         adversarial_test, coindex_test, importance_test, sentence_importances, seeds_test, uniform_attention_test,
     )
 

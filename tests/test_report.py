@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from alignment_eval.cli import main
-from alignment_eval.report import build_report, gdfa_lines, read_baselines
+from alignment_eval.analysis.report import build_report, gdfa_lines, read_baselines
 
 from conftest import REPO_ROOT, run_console_script
 

@@ -15,6 +15,7 @@ from mt_pipeline.clean import CleanConfig, TrainPart, clean_train
 from mt_pipeline.curves import read_log
 from mt_pipeline.errors import PipelineError
 from mt_pipeline.significance import mean_and_sd, paired_bootstrap
+from mt_pipeline.spec import ExperimentSpec, Run, TestSet, average_checkpoints
 from mt_pipeline.training import StaleRunError, TrainingRun, check_or_claim, describe_differences
 
 from conftest import REPO_ROOT
@@ -24,12 +25,12 @@ TOY_TRAIN = ["--lr", "0.005", "--warmup-updates", "50", "--max-tokens", "2000"]
 
 def toy_spec(tmp_path, data_bin, **overrides):
     settings = dict(name="toy", data_bin=data_bin, spm_model=tmp_path / "unused.model",
-                    test_sets={"test": experiment.TestSet("test", tmp_path / "reference.txt")},
+                    test_sets={"test": TestSet("test", tmp_path / "reference.txt")},
                     out_dir=tmp_path / "results", variants=("softmax",), seeds=(1,),
                     arch="sparse_transformer_tiny", train_args=TOY_TRAIN, max_update=30,
                     checkpoint_root=tmp_path / "checkpoints", post_process="none")
     settings.update(overrides)
-    return experiment.ExperimentSpec(**settings)
+    return ExperimentSpec(**settings)
 
 
 # --- fingerprints and refusal ------------------------------------------------------------
@@ -186,8 +187,7 @@ def test_average_checkpoints_is_the_parameter_mean(tmp_path):
         torch.save({"model": {"w": torch.full((2,), value), "steps": torch.tensor(index)},
                     "optimizer_history": [{"num_updates": index}], "last_optimizer_state": {"big": 1}},
                    tmp_path / f"checkpoint{index + 1}.pt")
-    output = experiment.average_checkpoints([tmp_path / "checkpoint1.pt", tmp_path / "checkpoint2.pt"],
-                                            tmp_path / "avg.pt")
+    output = average_checkpoints([tmp_path / "checkpoint1.pt", tmp_path / "checkpoint2.pt"], tmp_path / "avg.pt")
     state = torch.load(output, weights_only=False)
     assert torch.equal(state["model"]["w"], torch.full((2,), 2.0))
     assert state["model"]["steps"].item() == 0 and state["last_optimizer_state"] is None
@@ -200,11 +200,11 @@ def test_a_killed_training_resumes_and_reaches_the_same_update_count(tmp_path, t
     """Kill fairseq-train mid-way (after its first epoch checkpoint), start the runner again:
     it resumes from checkpoint_last.pt and stops at exactly max_update."""
     spec = toy_spec(tmp_path, toy_binarized, max_update=240)
-    run = experiment.Run(spec, "softmax", 1)
+    run = Run(spec, "softmax", 1)
     code = ("import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
-            "from test_runner import toy_spec; from mt_pipeline import experiment; "
+            "from test_runner import toy_spec; from mt_pipeline import experiment; from mt_pipeline.spec import Run; "
             "spec = toy_spec(Path(sys.argv[2]), Path(sys.argv[3]), max_update=240); "
-            "experiment.train_run(experiment.Run(spec, 'softmax', 1))")
+            "experiment.train_run(Run(spec, 'softmax', 1))")
     process = subprocess.Popen([sys.executable, "-c", code, str(REPO_ROOT / "tests"), str(tmp_path), str(toy_binarized)],
                                cwd=REPO_ROOT, start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     checkpoint = run.save_dir / "checkpoint_last.pt"
@@ -287,7 +287,7 @@ def test_changed_settings_never_re_report_old_outputs(tmp_path, toy_binarized, t
 
 
 def longer_run_log(spec):
-    return experiment.Run(spec, "softmax", 1).save_dir / "train.log"
+    return Run(spec, "softmax", 1).save_dir / "train.log"
 
 
 # --- the stopping rule --------------------------------------------------------------------

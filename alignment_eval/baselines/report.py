@@ -1,0 +1,103 @@
+"""The baseline's outputs: ``baseline.json``, ``baseline.md`` and one Pharaoh file per aligner and run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..alignments.io import PathLike, atomic_write_text, write_alignments
+from ..alignments.version import __version__
+from .scoring import DIRECTIONS, SYMMETRIZATION, AlignerBaseline
+
+__all__ = ["alignment_file_name", "baseline_markdown", "baseline_report", "write_baseline_outputs"]
+
+_DIRECTION_LABELS = {
+    "forward": "forward (src→tgt)",
+    "reverse": "reverse (tgt→src)",
+    "gdfa": "grow-diag-final-and",
+}
+
+
+def alignment_file_name(aligner: str, direction: str) -> str:
+    """``<aligner>.<forward|reverse|gdfa>.align``: 0-based source-target Pharaoh lines."""
+    return f"{aligner}.{direction}.align"
+
+
+def baseline_report(
+    results: Mapping[str, AlignerBaseline],
+    *,
+    text: str,
+    gold: str,
+    gold_one_based: bool,
+    lowercase: bool,
+    possible: str,
+    gold_sentences: int,
+    extra_sentences: int,
+) -> dict[str, Any]:
+    """The ``baseline.json`` object."""
+    return {
+        "text": text,
+        "gold": gold,
+        "gold_one_based": gold_one_based,
+        "possible": possible,
+        "lowercase": lowercase,
+        "gold_sentences": gold_sentences,
+        "extra_sentences": extra_sentences,
+        "symmetrization": SYMMETRIZATION,
+        "link_order": "source-target, 0-based, in every file (reverse runs are flipped)",
+        "alignment_eval_version": __version__,
+        "aligners": {
+            name: {
+                **baseline.as_dict(),
+                "files": {direction: alignment_file_name(name, direction) for direction in DIRECTIONS},
+            }
+            for name, baseline in results.items()
+        },
+    }
+
+
+def baseline_markdown(results: Mapping[str, AlignerBaseline], *, title: str) -> str:
+    """A Markdown table (AER, precision, recall in %, F, links) followed by the signatures."""
+    lines = [
+        f"## {title}",
+        "",
+        "| aligner | run | AER % | precision % | recall % | F | links |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    signatures = []
+    for name, baseline in results.items():
+        for direction in DIRECTIONS:
+            score = baseline.scores[direction]
+            lines.append(
+                f"| {name} | {_DIRECTION_LABELS[direction]} | {score.aer * 100:.1f} | "
+                f"{score.precision * 100:.1f} | {score.recall * 100:.1f} | {score.f_measure:.3f} | {score.links} |"
+            )
+            signatures.append(f"- `{score.signature}`")
+    notes = []
+    for name, baseline in results.items():
+        note = f"- {name}: {baseline.run.implementation}, {baseline.run.training_sentences} training pairs, "
+        note += f"{baseline.run.seconds:.1f} s, " + ("deterministic" if baseline.run.deterministic else "not deterministic")
+        tension = baseline.run.details.get("diagonal_tension")
+        if tension:
+            note += f", trained diagonal tension {tension['forward']:g} (forward) / {tension['reverse']:g} (reverse)"
+        notes.append(note)
+    return "\n".join(lines + ["", *notes, "", "Signatures:", "", *signatures]) + "\n"
+
+
+def write_baseline_outputs(
+    out_dir: PathLike, results: Mapping[str, AlignerBaseline], report: Mapping[str, Any], markdown: str
+) -> list[Path]:
+    """Write the alignment files, ``baseline.json`` and ``baseline.md`` atomically; returns the paths."""
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, baseline in results.items():
+        for direction in DIRECTIONS:
+            path = folder / alignment_file_name(name, direction)
+            write_alignments(path, baseline.links(direction))
+            written.append(path)
+    json_path, markdown_path = folder / "baseline.json", folder / "baseline.md"
+    atomic_write_text(json_path, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    atomic_write_text(markdown_path, markdown)
+    return written + [json_path, markdown_path]
