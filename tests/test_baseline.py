@@ -229,7 +229,7 @@ def test_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
             rescored = evaluate_files(gold_path, path, gold_one_based=True, text_path=text)
             assert rescored.aer == pytest.approx(result["aer"])
             assert rescored.links == result["links"]
-    assert not list(out_dir.glob(".*.tmp"))
+    assert not list(out_dir.glob(".*")), "temporary files left behind"
 
 
 def test_cli_json_and_extra_text(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,8 +2,9 @@
 
 Layering (see alignment_eval/README.md): alignments -> nothing of ours; baselines ->
 alignments; analysis -> alignments + fairseq_plugins (+ torch); interpretability ->
-analysis + alignments (+ fairseq_plugins, torch). Imports inside functions are allowed
-only at the documented torch boundary and for the optional eflomal.
+analysis + alignments (+ fairseq_plugins, torch); every layer may use the torch-free
+nmt_common. Imports inside functions are allowed only at the documented torch boundary, the
+plotting boundary (matplotlib, in the functions that draw) and for the optional eflomal.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ TORCH_SIDE = ("torch", "fairseq", "fairseq_plugins", "sentencepiece")
 
 #: Subpackage -> the packages of ours it may import.
 MAY_IMPORT = {
-    "alignments": ("alignment_eval.alignments",),
-    "baselines": ("alignment_eval.alignments", "alignment_eval.baselines"),
-    "analysis": ("alignment_eval.alignments", "alignment_eval.analysis", "fairseq_plugins"),
+    "alignments": ("nmt_common", "alignment_eval.alignments"),
+    "baselines": ("nmt_common", "alignment_eval.alignments", "alignment_eval.baselines"),
+    "analysis": ("nmt_common", "alignment_eval.alignments", "alignment_eval.analysis", "fairseq_plugins"),
     "interpretability": (
-        "alignment_eval.alignments", "alignment_eval.analysis", "alignment_eval.interpretability", "fairseq_plugins",
+        "nmt_common", "alignment_eval.alignments", "alignment_eval.analysis", "alignment_eval.interpretability",
+        "fairseq_plugins",
     ),
 }
 #: Subpackages that never touch the torch side, not even inside a function.
@@ -35,8 +37,11 @@ TORCH_FREE = ("alignments", "baselines")
 FUNCTION_LEVEL_IMPORTS = {
     "alignment_eval.analysis.model_attention": TORCH_SIDE,  # the torch boundary of analysis
     "alignment_eval.interpretability.cli": ("torch", "alignment_eval.interpretability.experiments"),  # and of interpret
+    "alignment_eval.analysis.figures": ("matplotlib",),  # the plotting boundary (new_figure and the drawing)
     "alignment_eval.baselines.route_eflomal": ("eflomal",),  # an optional aligner
 }
+#: Heavy packages that importing ``alignment_eval.cli`` and building its parser must not load.
+NOT_AT_STARTUP = ("torch", "fairseq", "matplotlib")
 #: Old module path -> where it moved (a shim stays at the old path for one release).
 MOVED = {
     "aer": "alignments.aer", "errors": "alignments.errors", "io": "alignments.io", "signature": "alignments.signature",
@@ -105,13 +110,16 @@ def within(name: str, prefixes) -> bool:
 
 def test_torch_free_imports() -> None:
     """alignment_eval, alignment_eval.alignments and each of its modules, the CLI and the shims of
-    torch-free modules import without torch (and without fairseq)."""
+    torch-free modules import without torch (and without fairseq); the CLI, with its parser built,
+    also without matplotlib (the torch and plotting boundaries keep ``alignment-eval --help`` fast)."""
     code = "\n".join([
         "import importlib, pkgutil, sys",
         "import alignment_eval, alignment_eval.alignments, alignment_eval.cli",
         "for info in pkgutil.iter_modules(alignment_eval.alignments.__path__):",
         "    importlib.import_module('alignment_eval.alignments.' + info.name)",
         "alignment_eval.cli.build_parser()  # registers every subcommand",
+        f"loaded = sorted(m for m in sys.modules if m.split('.')[0] in {NOT_AT_STARTUP!r})",
+        "assert not loaded, ('at startup', loaded[:10])",
         f"for old in {sorted(set(MOVED) - set(TORCH_BOUND_OLD))!r}:",
         "    importlib.import_module('alignment_eval.' + old)",
         "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'fairseq'))",

@@ -107,7 +107,7 @@ def test_report_from_synthetic_runs(runs, tmp_path):
     for name in ("aer_per_layer.png", "stats.png"):
         assert_png(out / name)
     assert not (out / "attention_heads.png").exists()
-    assert not list(out.glob(".*.tmp")), "temporary files left behind"
+    assert not list(out.glob(".*")), "temporary files left behind"
     markdown = (out / "report.md").read_text()
     assert COMMAND in markdown
     assert "| argmax | normal | best head | softmax | 2 | 1 | **0.237** | 0.773 | 0.753 |" in markdown

@@ -34,12 +34,13 @@ and the 1-based line.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Optional, Sequence, Union
+
+from nmt_common import files
+from nmt_common.files import PathLike, atomic_write_text
 
 from .errors import AlignmentInputError
 
@@ -62,7 +63,6 @@ __all__ = [
 ]
 
 Link = tuple[int, int]
-PathLike = Union[str, "os.PathLike[str]"]
 
 UTF8_BOM = b"\xef\xbb\xbf"
 TEXT_SEPARATOR = " ||| "
@@ -339,7 +339,7 @@ def write_alignments(
     *,
     one_based: bool = False,
 ) -> None:
-    """Write one Pharaoh line per sentence, atomically (temp file + ``os.replace``).
+    """Write one Pharaoh line per sentence, atomically (:func:`nmt_common.files.atomic_write_text`).
 
     Items may be plain link collections (written as sure links) or
     :class:`GoldAlignment` (sure as ``i-j``, possible as ``ipj``).
@@ -353,39 +353,12 @@ def write_alignments(
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
-def _default_file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def atomic_write(path: PathLike, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` atomically: ``write(stream)`` into a temp file in the same folder, then ``os.replace``.
+    """Write ``path`` atomically: ``write(stream)`` into a temporary file next to it, which replaces
+    ``path`` only when ``write`` succeeds (:func:`nmt_common.files.atomic_write` in ``"wb"`` mode).
 
-    Readers never see a half-written file; on failure the temp file is removed
-    and an existing ``path`` is left untouched.
+    Readers never see a half-written file; on failure the temporary file is removed
+    and an existing ``path`` is left untouched (a replaced file keeps its permissions).
     """
-    target = Path(path)
-    try:
-        mode = target.stat().st_mode & 0o777
-    except FileNotFoundError:
-        mode = _default_file_mode()
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temp_name, mode)
-        os.replace(temp_name, target)
-    except BaseException:
-        try:
-            os.unlink(temp_name)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def atomic_write_text(path: PathLike, text: str) -> None:
-    """Write UTF-8 ``text`` to ``path`` atomically (see :func:`atomic_write`)."""
-    atomic_write(path, lambda stream: stream.write(text.encode("utf-8")))
+    with files.atomic_write(path, "wb") as stream:
+        write(stream)

@@ -27,7 +27,10 @@ from typing import Dict, List
 
 import numpy as np
 
-from ..alignments.io import atomic_write_text, read_parallel_text
+from nmt_common.files import atomic_write_text, write_json
+from nmt_common.markdown import markdown_table
+
+from ..alignments.io import read_parallel_text
 from .extract import add_model_arguments, load_from_args
 from .model_attention import encode_pairs, record_pairs
 
@@ -193,20 +196,14 @@ def _fmt(value) -> str:
 def markdown_report(statistics: dict) -> str:
     lines = [f"# Attention statistics of {statistics['checkpoint']}", "",
              f"{statistics['sentences']} sentence pairs, teacher forcing.", ""]
-    lines += ["| sublayer | normalizer | layer | sparsity | null rate | entropy | JS diversity |",
-              "|---|---|---|---|---|---|---|"]
+    rows = []
     for name, summary in statistics["sublayers"].items():
         normalizer = statistics["normalizers"].get(name, "?")
-        for layer in summary["layers"]:
-            lines.append(
-                f"| {SUBLAYER_NAMES[name]} | {normalizer} | {layer['layer']} | {_fmt(layer['sparsity'])} "
-                f"| {_fmt(layer['null_rate'])} | {_fmt(layer['entropy'])} | {_fmt(layer['js_diversity'])} |"
-            )
-        overall = summary["overall"]
-        lines.append(
-            f"| {SUBLAYER_NAMES[name]} | {normalizer} | all | {_fmt(overall['sparsity'])} "
-            f"| {_fmt(overall['null_rate'])} | {_fmt(overall['entropy'])} | {_fmt(overall['js_diversity'])} |"
-        )
+        for layer in [*summary["layers"], {**summary["overall"], "layer": "all"}]:
+            rows.append([SUBLAYER_NAMES[name], normalizer, layer["layer"], _fmt(layer["sparsity"]),
+                         _fmt(layer["null_rate"]), _fmt(layer["entropy"]), _fmt(layer["js_diversity"])])
+    header = ["sublayer", "normalizer", "layer", "sparsity", "null rate", "entropy", "JS diversity"]
+    lines += markdown_table(header, rows).split("\n")
     if statistics["alpha"]:
         lines += ["", "Learned alpha per head:", ""]
         lines += [f"- {name}: " + ", ".join(f"{a:.3f}" for a in alphas) for name, alphas in statistics["alpha"].items()]
@@ -231,7 +228,7 @@ def run(args: argparse.Namespace) -> int:
     statistics["text"] = str(args.text)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "stats.json", json.dumps(statistics, indent=1) + "\n")
+    write_json(out_dir / "stats.json", statistics, indent=1)
     report = markdown_report(statistics)
     atomic_write_text(out_dir / "stats.md", report)
     print(json.dumps(statistics, indent=1) if args.json else report, end="")

@@ -18,12 +18,14 @@ from typing import Dict, List, Sequence, Set, Union
 
 import numpy as np
 
+from nmt_common.files import atomic_write_text, write_json
+from nmt_common.markdown import markdown_table as common_markdown_table
+
 from ..alignments.aer import score_alignments
 from ..alignments.induce import DEFAULT_THRESHOLD, METHODS, SUBWORD_RULES, target_rows, word_links_batch
 from ..alignments.io import (
     Link,
     SentencePair,
-    atomic_write_text,
     check_line_counts,
     read_gold_alignments,
     read_parallel_text,
@@ -131,17 +133,14 @@ def best_rows(rows: Sequence[dict]) -> Dict[str, dict]:
 
 
 def markdown_table(rows: Sequence[dict], best: Dict[str, dict]) -> str:
-    lines = [
-        "| method | attention | heads | best layer | best head | AER | precision | recall |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    """The best rows as a Markdown table (:func:`nmt_common.markdown.markdown_table`), with a final newline."""
+    header = ["method", "attention", "heads", "best layer", "best head", "AER", "precision", "recall"]
+    table = []
     for name, row in best.items():
         method, shift, kind = name.split(".")
-        lines.append(
-            f"| {method} | {shift} | {'average' if kind == 'avg' else 'best head'} | {row['layer']} | {row['head']} "
-            f"| {row['aer']:.3f} | {row['precision']:.3f} | {row['recall']:.3f} |"
-        )
-    return "\n".join(lines) + "\n"
+        table.append([method, shift, "average" if kind == "avg" else "best head", row["layer"], row["head"],
+                      f"{row['aer']:.3f}", f"{row['precision']:.3f}", f"{row['recall']:.3f}"])
+    return common_markdown_table(header, table) + "\n"
 
 
 # --- command ------------------------------------------------------------------------------
@@ -213,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         "reverse": args.reverse, "subword_rule": args.subword_rule, "threshold": args.threshold,
         "sentences": len(pairs), "rows": rows, "best": best,
     }
-    atomic_write_text(out_dir / "aer.json", json.dumps(report, indent=1) + "\n")
+    write_json(out_dir / "aer.json", report, indent=1)
     table = markdown_table(rows, best)
     atomic_write_text(out_dir / "aer.md", f"# AER of {args.checkpoint} on {args.gold}\n\n{table}")
     print(json.dumps(best, indent=1) if args.json else table, end="")

@@ -1,27 +1,31 @@
 """The figures of ``alignment-eval report`` (and the PNG conventions :mod:`alignment_eval.interpretability.report` shares).
 
-Drawn with matplotlib's object API (no pyplot state) and written atomically as PNG.
+Drawn with matplotlib's object API (no pyplot state) and written atomically as PNG at :data:`FIGURE_DPI`.
+
+Plotting boundary: matplotlib is imported only inside the functions that draw (:func:`new_figure`,
+through :func:`nmt_common.figures.pyplot`: Agg backend, quiet font logging), so importing this module,
+and every command module that uses it, does not import matplotlib.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Sequence, Tuple
 
 import numpy as np
-from matplotlib import colormaps
-from matplotlib.figure import Figure
-from matplotlib.patches import Rectangle
 
-from ..alignments.io import atomic_write
+from nmt_common import figures as common_figures
+
 from .attention_stats import SUBLAYER_NAMES
 
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
 __all__ = [
-    "ATTENTIONS", "FIGURE_DPI", "NULL_MARK", "SentenceAttention", "plot_aer_per_layer", "plot_attention_heads",
-    "plot_attention_statistics", "quiet_matplotlib", "save_figure",
+    "ATTENTIONS", "FIGURE_DPI", "NULL_MARK", "SentenceAttention", "new_figure", "plot_aer_per_layer",
+    "plot_attention_heads", "plot_attention_statistics", "quiet_matplotlib", "save_figure",
 ]
 
 #: The two attention rows of a target piece: the one that predicts it and the shifted one (Chen et al. 2020).
@@ -41,19 +45,32 @@ class SentenceAttention:
 
 
 def quiet_matplotlib() -> None:
-    """Keep matplotlib's font search off stderr: fairseq leaves the root logger at DEBUG."""
-    if logging.getLogger("matplotlib").level == logging.NOTSET:
-        logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    """Set matplotlib up for files (:func:`nmt_common.figures.pyplot`: Agg, font search off stderr).
+
+    Kept for one release: :func:`new_figure` does it when a figure is drawn.
+    """
+    common_figures.pyplot()
+
+
+def new_figure(**options: Any) -> "Figure":
+    """A matplotlib ``Figure`` (object API, no pyplot state): the plotting boundary, where matplotlib is imported."""
+    common_figures.pyplot()
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
 
 
 def _model_colours(names: Sequence[str]) -> Dict[str, Any]:
+    from matplotlib import colormaps
+
     palette = colormaps["tab10"].colors
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
 
 
-def save_figure(figure: Figure, path: Path) -> None:
-    """Write ``figure`` as PNG atomically."""
-    atomic_write(path, lambda stream: figure.savefig(stream, format="png", dpi=FIGURE_DPI))
+def save_figure(figure: "Figure", path: Path) -> None:
+    """Write ``figure`` as PNG at :data:`FIGURE_DPI`, atomically (:func:`nmt_common.figures.save_figure`;
+    the figure keeps its own layout engine: no ``tight_layout``)."""
+    common_figures.save_figure(figure, path, dpi=FIGURE_DPI, tight=False)
 
 
 # With more models the head labels would stack above the panels: the table in report.md names the heads.
@@ -74,7 +91,7 @@ def plot_aer_per_layer(
 ) -> None:
     """Two panels (normal, shifted attention): AER per decoder layer, best head solid, head average dashed."""
     colours = _model_colours(list(curves))
-    figure = Figure(figsize=(11, 4.8), layout="constrained")
+    figure = new_figure(figsize=(11, 4.8), layout="constrained")
     panels = figure.subplots(1, 2, sharey=True)
     titles = {
         "normal": "normal attention\n(row that predicts the target piece)",
@@ -141,7 +158,7 @@ def plot_attention_statistics(attention: Dict[str, dict], path: Path) -> None:
     colours = _model_colours(list(attention))
     sublayers = [s for s in SUBLAYER_NAMES if any(s in a["sublayers"] for a in attention.values())]
     sublayers += sorted({s for a in attention.values() for s in a["sublayers"]} - set(sublayers))
-    figure = Figure(figsize=(3.7 * len(sublayers) + 0.5, 7.6), layout="constrained")
+    figure = new_figure(figsize=(3.7 * len(sublayers) + 0.5, 7.6), layout="constrained")
     grid = figure.subplots(len(STAT_PANELS), len(sublayers), squeeze=False, sharex="col")
     for column, sublayer in enumerate(sublayers):
         heads = 0  # the most heads of a layer, for the JS bound ln(heads); 0 when stats.json does not say
@@ -179,13 +196,16 @@ def plot_attention_statistics(attention: Dict[str, dict], path: Path) -> None:
 
 def plot_attention_heads(attention: SentenceAttention, title: str, path: Path) -> None:
     """Every layer (rows) x head (columns) of one sentence's cross-attention; null rows hatched and marked ∅."""
+    from matplotlib import colormaps
+    from matplotlib.patches import Rectangle
+
     layers, heads, queries, keys = attention.weights.shape
     colour_map = colormaps["viridis"].with_extremes(bad="white")
     top = float(attention.weights.max()) or 1.0
     cell_width = max(1.7, 0.2 * keys + 0.4)
     cell_height = max(1.5, 0.2 * queries + 0.3)
     height = cell_height * layers + 2.0
-    figure = Figure(figsize=(cell_width * heads + 2.6, height), layout="constrained")
+    figure = new_figure(figsize=(cell_width * heads + 2.6, height), layout="constrained")
     grid = figure.subplots(layers, heads, squeeze=False, sharex=True, sharey=True)
     image = None
     for layer in range(layers):

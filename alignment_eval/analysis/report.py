@@ -23,10 +23,13 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from nmt_common.files import atomic_write_text, write_json
+from nmt_common.markdown import markdown_table
+
 from ..alignments.command_line import print_message
 from ..alignments.errors import AlignmentInputError
 from ..alignments.induce import METHODS
-from ..alignments.io import atomic_write_text, read_parallel_text
+from ..alignments.io import read_parallel_text
 from ..alignments.version import __version__
 from .attention_stats import SUBLAYER_NAMES
 from .extract import best_rows
@@ -37,7 +40,6 @@ from .figures import (
     plot_aer_per_layer,
     plot_attention_heads,
     plot_attention_statistics,
-    quiet_matplotlib,
 )
 from .model_attention import encode_pairs, load_model, record_pairs
 
@@ -349,9 +351,8 @@ def _cell(value: Any) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in rows]
-    return lines + [""]
+    """The lines of :func:`nmt_common.markdown.markdown_table` (cells by :func:`_cell`), then a blank line."""
+    return markdown_table(header, [[_cell(value) for value in row] for row in rows]).split("\n") + [""]
 
 
 def _best_aer_section(report: dict) -> List[str]:
@@ -508,7 +509,6 @@ def build_report(
     attention = record_sentence_attention(heatmap) if heatmap is not None else None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    quiet_matplotlib()
 
     notes = []
     report: dict = {
@@ -546,7 +546,7 @@ def build_report(
             "null_rows": [{"layer": layer + 1, "head": head + 1, "null_rows": int(null[layer, head].sum())}
                           for layer in range(null.shape[0]) for head in range(null.shape[1]) if null[layer, head].any()],
         }
-    atomic_write_text(out_dir / "report.json", json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    write_json(out_dir / "report.json", report, indent=1)
     atomic_write_text(out_dir / "report.md", markdown_report(report))
     return report
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..alignments.io import PathLike, atomic_write_text, write_alignments
+from nmt_common.files import atomic_write_text, write_json
+
+from ..alignments.io import PathLike, write_alignments
 from ..alignments.version import __version__
 from .scoring import DIRECTIONS, SYMMETRIZATION, AlignerBaseline
 
@@ -98,6 +99,6 @@ def write_baseline_outputs(
             write_alignments(path, baseline.links(direction))
             written.append(path)
     json_path, markdown_path = folder / "baseline.json", folder / "baseline.md"
-    atomic_write_text(json_path, json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    write_json(json_path, report, indent=2)
     atomic_write_text(markdown_path, markdown)
     return written + [json_path, markdown_path]

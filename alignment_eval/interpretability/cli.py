@@ -31,9 +31,11 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
+from nmt_common.files import atomic_write_text, write_json
+
 from ..alignments.command_line import print_message
 from ..alignments.errors import AlignmentInputError
-from ..alignments.io import atomic_write_text, read_parallel_text
+from ..alignments.io import read_parallel_text
 from ..alignments.version import __version__
 from ..analysis.model_attention import EncodedPair, encode_pairs, load_model
 from .report import header, result_section, write_figure
@@ -177,7 +179,7 @@ def _write(out_dir: Path, result: Dict[str, Any], metadata: Dict[str, Any]) -> s
     test = result["test"]
     figure = f"{test}.png"
     write_figure(result, out_dir / figure, _model_name(metadata["checkpoint"]))
-    atomic_write_text(out_dir / f"{test}.json", json.dumps({**metadata, **result}, indent=1) + "\n")
+    write_json(out_dir / f"{test}.json", {**metadata, **result}, indent=1)
     section = "\n".join(result_section(result, figure))
     atomic_write_text(out_dir / f"{test}.md", "\n".join(header(metadata)) + "\n" + section)
     return section
@@ -241,7 +243,7 @@ def run_tests(args: argparse.Namespace, tests: Sequence[str]) -> Dict[str, Dict[
             batch_size=args.adversarial_batch_size, seed=args.seed,
         ))
     if len(tests) > 1 or args.interpret_test == "all":
-        atomic_write_text(out_dir / "interpret.json", json.dumps({**metadata, "tests": results}, indent=1) + "\n")
+        write_json(out_dir / "interpret.json", {**metadata, "tests": results}, indent=1)
         atomic_write_text(out_dir / "interpret.md", "\n".join(header(metadata)) + "\n" + "\n".join(sections))
     if args.json:
         print(json.dumps({**metadata, "tests": results} if len(results) > 1 else {**metadata, **results[tests[0]]}))

@@ -1,8 +1,10 @@
 """Markdown sections and figures of ``alignment-eval interpret`` (one per test, and the combined report).
 
 Every function reads the dict that :mod:`alignment_eval.interpretability.experiments`
-returns; figures are drawn with matplotlib's object API (no pyplot state) and
-written by :func:`alignment_eval.analysis.figures.save_figure`, like the figures of ``report``.
+returns; figures are drawn with matplotlib's object API (no pyplot state) on
+:func:`alignment_eval.analysis.figures.new_figure` and written by
+:func:`alignment_eval.analysis.figures.save_figure`, like the figures of ``report``: matplotlib is
+imported when a figure is drawn, not when this module is (the plotting boundary).
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from matplotlib.figure import Figure
+from nmt_common.markdown import markdown_table
 
-from ..analysis.figures import quiet_matplotlib, save_figure
+from ..analysis.figures import new_figure, save_figure
 
 TEST_TITLES = {
     "uniform": "Uniform attention (Wiegreffe & Pinter 2019)",
@@ -32,9 +34,8 @@ def _number(value: Any, digits: int = 3) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> List[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_number(cell) for cell in row) + " |" for row in rows]
-    return lines
+    """The lines of :func:`nmt_common.markdown.markdown_table`, cells by :func:`_number`."""
+    return markdown_table(header, [[_number(cell) for cell in row] for row in rows]).split("\n")
 
 
 # --- uniform ------------------------------------------------------------------------------------
@@ -59,7 +60,7 @@ def uniform_markdown(result: Dict[str, Any]) -> List[str]:
 def plot_uniform(result: Dict[str, Any], path: Path, title: str) -> None:
     rows = result["conditions"][1:]
     names = [row["condition"] for row in rows]
-    figure = Figure(figsize=(2.0 + 0.9 * len(names), 3.2), layout="constrained")
+    figure = new_figure(figsize=(2.0 + 0.9 * len(names), 3.2), layout="constrained")
     left, right = figure.subplots(1, 2)
     left.bar(names, [row["delta_nll"] for row in rows], color="tab:red")
     left.set_ylabel("ΔNLL per token (nats)")
@@ -98,7 +99,7 @@ def seeds_markdown(result: Dict[str, Any]) -> List[str]:
 
 
 def plot_seeds(result: Dict[str, Any], path: Path, title: str) -> None:
-    figure = Figure(figsize=(5.0, 4.0), layout="constrained")
+    figure = new_figure(figsize=(5.0, 4.0), layout="constrained")
     axes = figure.subplots()
     for points in result["points"]:
         axes.scatter(points["attention_js"], points["output_js"], s=6, alpha=0.5, label=f"models {points['pair']}")
@@ -132,7 +133,7 @@ def adversarial_markdown(result: Dict[str, Any]) -> List[str]:
 
 
 def plot_adversarial(result: Dict[str, Any], path: Path, title: str) -> None:
-    figure = Figure(figsize=(4.6, 3.6), layout="constrained")
+    figure = new_figure(figsize=(4.6, 3.6), layout="constrained")
     axes = figure.subplots()
     x = [run["attention_js"]["mean"] or 0.0 for run in result["runs"]]
     y = [run["output_tvd"]["mean"] or 0.0 for run in result["runs"]]
@@ -187,7 +188,7 @@ def importance_markdown(result: Dict[str, Any]) -> List[str]:
 def plot_importance(result: Dict[str, Any], path: Path, title: str) -> None:
     methods = result["methods"]
     layers = len(result["layers"])
-    figure = Figure(figsize=(2.6 * layers + 0.6, 2.4 * len(methods) + 0.6), layout="constrained")
+    figure = new_figure(figsize=(2.6 * layers + 0.6, 2.4 * len(methods) + 0.6), layout="constrained")
     grid = figure.subplots(len(methods), layers, squeeze=False, sharex=True)
     for row, method in enumerate(methods):
         for layer in range(layers):
@@ -232,7 +233,7 @@ def coindex_markdown(result: Dict[str, Any]) -> List[str]:
 
 
 def plot_coindex(result: Dict[str, Any], path: Path, title: str) -> None:
-    figure = Figure(figsize=(8.0, 3.4), layout="constrained")
+    figure = new_figure(figsize=(8.0, 3.4), layout="constrained")
     left, right = figure.subplots(1, 2)
     encoder = result["encoder_layers"]
     left.bar([l["layer"] for l in encoder], [l["share"]["mean"] or 0.0 for l in encoder], color="tab:purple")
@@ -282,7 +283,6 @@ def result_section(result: Dict[str, Any], figure: Optional[str] = None) -> List
 
 
 def write_figure(result: Dict[str, Any], path: Path, model_name: str) -> None:
-    quiet_matplotlib()
     FIGURES[result["test"]](result, path, f"{result['test']}: {model_name}")
 
 
