@@ -7,7 +7,8 @@ are computed against the official references.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import json
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import List, Optional
 
@@ -20,8 +21,14 @@ class BleuInputError(ValueError):
     """A hypothesis or reference file that cannot be scored (names the file)."""
 
 
-@dataclass
-class BleuResult:
+@dataclass(frozen=True)
+class BleuRecord:
+    """One test set's scores: the schema of ``bleu.json``, which its writers and readers share.
+
+    ``signature``/``chrf_signature`` are the strings of the sacreBLEU metric objects that computed
+    the scores (:func:`score`); ``checkpoint`` and ``beam`` say which model output was scored when
+    the experiment runner wrote the record (None otherwise)."""
+
     bleu: float
     chrf: float
     signature: str
@@ -29,9 +36,38 @@ class BleuResult:
     hypotheses: str
     references: str
     sentences: int
+    checkpoint: Optional[str] = None
+    beam: Optional[int] = None
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def write(self, path: Path) -> None:
+        """Write ``bleu.json`` atomically (indent 1, the committed layout)."""
+        files.write_json(path, self.as_dict(), indent=1)
+
+    @classmethod
+    def read(cls, path: Path) -> "BleuRecord":
+        """Read ``bleu.json``; BleuInputError naming the file when it is not this schema."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise BleuInputError(f"{path}: not a readable bleu.json ({error})") from None
+        if not isinstance(data, dict):
+            raise BleuInputError(f"{path}: bleu.json must hold a JSON object")
+        known = {field.name: field for field in fields(cls)}
+        unknown = sorted(set(data) - set(known))
+        missing = sorted(name for name, field in known.items()
+                         if field.default is MISSING and name not in data)
+        if unknown or missing:
+            raise BleuInputError(f"{path}: not the bleu.json schema (unknown fields {unknown}, missing {missing})")
+        for name in ("bleu", "chrf"):
+            if not isinstance(data[name], (int, float)) or isinstance(data[name], bool):
+                raise BleuInputError(f"{path}: field {name!r} must be a number, got {data[name]!r}")
+        return cls(**data)
+
+
+BleuResult = BleuRecord  # the name before bleu.json had a schema; kept for one release
 
 
 def read_lines(path: Path) -> List[str]:
@@ -62,7 +98,7 @@ def reference_lines(reference: Optional[Path] = None, *, test_set: Optional[str]
 
 
 def score(hypotheses: Path, reference: Optional[Path] = None, *, test_set: Optional[str] = None,
-          langpair: Optional[str] = None, tokenize: Optional[str] = None) -> BleuResult:
+          langpair: Optional[str] = None, tokenize: Optional[str] = None) -> BleuRecord:
     """Corpus BLEU and chrF of ``hypotheses`` (detokenised, one per line) against the references."""
     hyps = read_lines(hypotheses)
     refs, reference_name = reference_lines(reference, test_set=test_set, langpair=langpair)
@@ -73,7 +109,7 @@ def score(hypotheses: Path, reference: Optional[Path] = None, *, test_set: Optio
     chrf = CHRF()
     bleu_score = bleu.corpus_score(hyps, [refs])
     chrf_score = chrf.corpus_score(hyps, [refs])
-    return BleuResult(
+    return BleuRecord(
         bleu=round(bleu_score.score, 2),
         chrf=round(chrf_score.score, 2),
         signature=str(bleu.get_signature()),

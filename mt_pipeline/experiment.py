@@ -22,6 +22,8 @@ Output layout::
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import os
 import shlex
@@ -86,8 +88,7 @@ def evaluate_run(run: Run, log: Callable[[str], None] = log_progress) -> None:
 
         def do_score(test=test, hypotheses=hypotheses, folder=folder):
             scores = bleu_module.score(hypotheses, test.reference)
-            write_json(folder / "bleu.json", {**scores.as_dict(), "checkpoint": spec.checkpoint, "beam": spec.beam},
-                       indent=1)
+            dataclasses.replace(scores, checkpoint=spec.checkpoint, beam=spec.beam).write(folder / "bleu.json")
 
         run_step("bleu", folder / "bleu.done.json", params={"reference": str(test.reference)},
                  inputs={"translation": translated, "reference_sha256": sha256_file(test.reference)},

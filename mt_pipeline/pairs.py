@@ -104,7 +104,7 @@ def run_bleu(args) -> int:
                            langpair=d.pair)
     except BleuInputError as error:
         raise PipelineError(str(error)) from None
-    write_json(_out(args, d) / "bleu.json", result.as_dict(), indent=1)
+    result.write(_out(args, d) / "bleu.json")
     print(f"BLEU {result.bleu:.2f}  chrF {result.chrf:.2f}  {result.signature}  (references: {result.references})")
     return 0
 
@@ -148,8 +148,13 @@ def row_from_outputs(variant: str, folder: Path) -> dict:
     if (folder / "translate.json").is_file():
         row["decode_sentences_per_second"] = json.loads((folder / "translate.json").read_text())["sentences_per_second"]
     if (folder / "bleu.json").is_file():
-        scores = json.loads((folder / "bleu.json").read_text())
-        row.update({"bleu": scores["bleu"], "chrf": scores["chrf"], "bleu_signature": scores["signature"]})
+        from .bleu import BleuInputError, BleuRecord
+
+        try:
+            scores = BleuRecord.read(folder / "bleu.json")
+        except BleuInputError as error:
+            raise PipelineError(str(error)) from None
+        row.update({"bleu": scores.bleu, "chrf": scores.chrf, "bleu_signature": scores.signature})
     stats_file, aer_file = folder / "attention" / "stats.json", folder / "attention" / "aer.json"
     if stats_file.is_file():
         stats = json.loads(stats_file.read_text())

@@ -219,7 +219,7 @@ def multi30k_sweep(args, command: str) -> Path:
             if valid:
                 curves[f"{result.variant} lr {lr:g} wu {warmup}"] = [History(valid=[ValidPoint(**p) for p in valid])]
             cells[(name, result.variant, result.seed)] = (valid[-1] if valid else {},
-                                                           result.bleu.get("test2016", {}).get("bleu"))
+                                                           result.bleu["test2016"].bleu if "test2016" in result.bleu else None)
     header = ["lr", "warmup", *(f"{v} test2016" for v in variants),
               *(f"{v} - softmax" for v in variants if v != "softmax"), *(f"{v} valid BLEU / NLL" for v in variants)]
     rows = []

@@ -18,7 +18,8 @@ from typing import Callable, Dict, List, Optional
 from nmt_common.files import atomic_write_text, write_json
 from nmt_common.markdown import markdown_table
 
-from .bleu import BleuInputError, read_lines
+from .bleu import BleuInputError, BleuRecord, read_lines
+from .errors import PipelineError
 from .log import log as log_progress
 from .significance import mean_and_sd, paired_bootstrap
 
@@ -33,7 +34,7 @@ class RunResult:
     seed: int
     folder: Path
     train: Optional[dict] = None
-    bleu: Dict[str, dict] = field(default_factory=dict)  # test set -> bleu.json
+    bleu: Dict[str, BleuRecord] = field(default_factory=dict)  # test set -> its bleu.json
     stats: Optional[dict] = None
     aer: Optional[dict] = None
 
@@ -44,6 +45,14 @@ class RunResult:
 
 def _json(path: Path) -> Optional[dict]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _bleu_record(path: Path) -> BleuRecord:
+    """``bleu.json`` through its schema; a damaged or foreign file is a PipelineError naming it."""
+    try:
+        return BleuRecord.read(path)
+    except BleuInputError as error:
+        raise PipelineError(str(error)) from None
 
 
 def collect(spec) -> List[RunResult]:
@@ -83,7 +92,7 @@ def collect(spec) -> List[RunResult]:
             if translated is None or not current(folder / "translate.done.json", model):
                 continue
             if current(folder / "bleu.done.json", {"translation": translated["fingerprint"]}):
-                result.bleu[name] = _json(folder / "bleu.json")
+                result.bleu[name] = _bleu_record(folder / "bleu.json")
         attention = run.out / "attention"
         if current(attention / "stats.done.json", model):
             result.stats = _json(attention / "stats.json")
@@ -122,8 +131,8 @@ def variant_rows(spec, results: List[RunResult]) -> List[dict]:
         done = [r for r in runs if r.complete]
         row: dict = {"variant": variant, "seeds": [r.seed for r in done], "seeds_planned": [r.seed for r in runs]}
         for name in spec.test_sets:
-            row[f"bleu.{name}"] = _mean_sd([r.bleu[name]["bleu"] for r in done if name in r.bleu])
-        row["bleu_signature"] = next((r.bleu[main_test]["signature"] for r in done if main_test in r.bleu), None)
+            row[f"bleu.{name}"] = _mean_sd([r.bleu[name].bleu for r in done if name in r.bleu])
+        row["bleu_signature"] = next((r.bleu[main_test].signature for r in done if main_test in r.bleu), None)
         row["updates"] = _mean_sd([r.train["updates"] for r in done])
         row["epochs"] = _mean_sd([r.train["epochs"] for r in done])
         row["train_hours"] = _mean_sd([(r.train.get("train_seconds") or 0) / 3600 for r in done])
@@ -283,7 +292,7 @@ def write_summary(spec, command: str, log: Callable[[str], None] = log_progress)
               "p from sacreBLEU's test statistic)" if test_signature else "", ""]
     finished = [r for r in results if r.complete]
     if finished:
-        run_rows = [[r.variant, r.seed, *(_fmt(r.bleu[t]["bleu"]) if t in r.bleu else "-" for t in tests),
+        run_rows = [[r.variant, r.seed, *(_fmt(r.bleu[t].bleu) if t in r.bleu else "-" for t in tests),
                      r.train["updates"], r.train["epochs"], _fmt(r.train.get("best_valid_bleu")),
                      _fmt((r.train.get("train_seconds") or 0) / 3600), r.train.get("stopped_by", "-"),
                      r.train.get("device", "-")] for r in finished]
@@ -323,7 +332,7 @@ def write_summary(spec, command: str, log: Callable[[str], None] = log_progress)
         "command": command, "checkpoint": spec.checkpoint, "stopping_rule": spec.stopping_rule,
         "rows": rows, "pending": pending, "baselines": baselines,
         "runs": [{"variant": r.variant, "seed": r.seed, "train": {k: v for k, v in (r.train or {}).items() if k != "history"},
-                  "bleu": {k: v["bleu"] for k, v in r.bleu.items()}} for r in results]}, indent=1)
+                  "bleu": {k: v.bleu for k, v in r.bleu.items()}} for r in results]}, indent=1)
     if spec.gold is not None:
         firsts = {}
         for result in results:
