@@ -297,7 +297,11 @@ def write_summary(spec, command: str, log: Callable[[str], None] = log_progress)
                      _fmt((r.train.get("train_seconds") or 0) / 3600), r.train.get("stopped_by", "-"),
                      r.train.get("device", "-")] for r in finished]
         lines += ["## Runs", "", markdown_table(["variant", "seed", *tests, "updates", "epochs", "best valid BLEU",
-                                                 "training wall (h)", "stopped by", "device"], run_rows), ""]
+                                                 "training wall (h)", "stopped by", "device"], run_rows), "",
+                  "Training hours (`train h` above, `training wall` here): fairseq's `train_wall`, the wall "
+                  "clock of the training loop summed over sessions. "
+                  "It includes any time the run was paused or shared its core (background runs were paused "
+                  "while speed benchmarks ran), so compare updates and epochs across variants, not hours.", ""]
     if curves:
         lines += ["## Training curves", "", "![validation loss and BLEU against updates](curves.png)", ""]
     if any(r.stats for r in results):
