@@ -7,14 +7,14 @@ are computed against the official references.
 
 from __future__ import annotations
 
-import json
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import List, Optional
 
 from sacrebleu.metrics import BLEU, CHRF
 
 from nmt_common import files
+from nmt_common.records import read_record
 
 
 class BleuInputError(ValueError):
@@ -50,21 +50,14 @@ class BleuRecord:
     def read(cls, path: Path) -> "BleuRecord":
         """Read ``bleu.json``; BleuInputError naming the file when it is not this schema."""
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise BleuInputError(f"{path}: not a readable bleu.json ({error})") from None
-        if not isinstance(data, dict):
-            raise BleuInputError(f"{path}: bleu.json must hold a JSON object")
-        known = {field.name: field for field in fields(cls)}
-        unknown = sorted(set(data) - set(known))
-        missing = sorted(name for name, field in known.items()
-                         if field.default is MISSING and name not in data)
-        if unknown or missing:
-            raise BleuInputError(f"{path}: not the bleu.json schema (unknown fields {unknown}, missing {missing})")
+            record = read_record(cls, path)
+        except files.InputFileError as error:
+            raise BleuInputError(str(error)) from None
         for name in ("bleu", "chrf"):
-            if not isinstance(data[name], (int, float)) or isinstance(data[name], bool):
-                raise BleuInputError(f"{path}: field {name!r} must be a number, got {data[name]!r}")
-        return cls(**data)
+            value = getattr(record, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise BleuInputError(f"{path}: field {name!r} must be a number, got {value!r}")
+        return record
 
 
 BleuResult = BleuRecord  # the name before bleu.json had a schema; kept for one release

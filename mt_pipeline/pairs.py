@@ -146,7 +146,12 @@ def row_from_outputs(variant: str, folder: Path) -> dict:
     """One summary row from a variant's output folder (train.log, translate.json, bleu.json, attention/)."""
     row: dict = {"variant": variant, **_training_speed(folder / "train.log")}
     if (folder / "translate.json").is_file():
-        row["decode_sentences_per_second"] = json.loads((folder / "translate.json").read_text())["sentences_per_second"]
+        from .translate import TranslationError, TranslationRecord
+
+        try:
+            row["decode_sentences_per_second"] = TranslationRecord.read(folder / "translate.json").sentences_per_second
+        except TranslationError as error:
+            raise PipelineError(str(error)) from None
     if (folder / "bleu.json").is_file():
         from .bleu import BleuInputError, BleuRecord
 

@@ -12,11 +12,12 @@ import re
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from nmt_common.files import atomic_write_text, write_json
+from nmt_common.files import InputFileError, atomic_write_text, write_json
+from nmt_common.records import read_record
 
 from .subprocesses import PLUGIN_DIR, subprocess_environment
 
@@ -36,11 +37,35 @@ class Translation:
     sentences_per_second: Optional[float]
     command: List[str]
 
+    def record(self) -> "TranslationRecord":
+        return TranslationRecord(sentences=self.sentences, seconds=self.seconds,
+                                 sentences_per_second=self.sentences_per_second, command=shlex.join(self.command))
+
     def write_record(self, path: Path) -> None:
-        """``translate.json``: sentences, decoding time and speed, and the exact command."""
-        record = {"sentences": self.sentences, "seconds": self.seconds,
-                  "sentences_per_second": self.sentences_per_second, "command": shlex.join(self.command)}
-        write_json(path, record, indent=1)
+        """Write ``translate.json`` (:class:`TranslationRecord`)."""
+        self.record().write(path)
+
+
+@dataclass(frozen=True)
+class TranslationRecord:
+    """``translate.json``, the schema its writer and readers share: sentences, decoding time and
+    speed (from fairseq-generate's own report), and the exact command."""
+
+    sentences: int
+    seconds: Optional[float]
+    sentences_per_second: Optional[float]
+    command: str
+
+    def write(self, path: Path) -> None:
+        write_json(path, asdict(self), indent=1)
+
+    @classmethod
+    def read(cls, path: Path) -> "TranslationRecord":
+        """Read ``translate.json``; TranslationError naming the file when it is not this schema."""
+        try:
+            return read_record(cls, path)
+        except InputFileError as error:
+            raise TranslationError(str(error)) from None
 
 
 def parse_generate_output(text: str, expected: Optional[int] = None) -> List[str]:
