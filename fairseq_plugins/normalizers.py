@@ -300,6 +300,16 @@ def _alpha_entmax_start(z: Tensor) -> Tensor:
     return tau
 
 
+def _alpha_entmax_evaluate(z: Tensor, tau: Tensor, exponent: Tensor, alpha_two: bool,
+                           y: Tensor, powered: Tensor) -> None:
+    """Write ``y = [z - tau]_+`` and ``powered = y^(p-1)`` (``exponent`` = p - 1) into the given
+    buffers; ``alpha_two``: some row has alpha = 2, where 0^0 = 1 must not put masked keys in the support."""
+    torch.sub(z, tau, out=y).clamp_(min=0)
+    torch.pow(y, exponent, out=powered)
+    if alpha_two:
+        powered.masked_fill_(y == 0, 0.0)
+
+
 def _alpha_entmax_newton(z: Tensor, am1: Tensor, n_iter: int):
     """``[z - tau]_+`` at the alpha-entmax threshold for rows ``z [rows, n]`` (row maxima 0,
     ``-inf`` masked; ``am1`` = alpha - 1, ``[rows, 1]``), by Newton's method on
@@ -320,12 +330,10 @@ def _alpha_entmax_newton(z: Tensor, am1: Tensor, n_iter: int):
     tolerance = torch.finfo(z.dtype).eps ** 0.5
     # two buffers reused by every step (a fresh large tensor per step costs page faults on CPU)
     y, powered = torch.empty_like(z), torch.empty_like(z)
+    converged = False
     for iteration in range(max(1, n_iter)):
-        torch.sub(z, tau, out=y).clamp_(min=0)
-        torch.pow(y, exponent, out=powered)  # y^(p-1)
-        if alpha_two:
-            powered.masked_fill_(y == 0, 0.0)
-        if iteration == n_iter - 1:
+        _alpha_entmax_evaluate(z, tau, exponent, alpha_two, y, powered)
+        if converged or iteration == n_iter - 1:
             break
         slope = powered.sum(dim=-1, keepdim=True)  # S; 0 only on rows whose keys are all masked
         total = powered.mul_(y).sum(dim=-1, keepdim=True)  # T; powered is recomputed next step
@@ -334,12 +342,7 @@ def _alpha_entmax_newton(z: Tensor, am1: Tensor, n_iter: int):
             shrink.masked_fill_(total == 0, 0.0)
         step = (total - shrink).div_(slope.clamp_(min=torch.finfo(z.dtype).tiny))  # 0 on all-masked rows
         tau = (tau + step).clamp_(min=-1.0)
-        if not float(step.abs().amax()) > tolerance:  # NaN-free rows: stop after evaluating tau
-            torch.sub(z, tau, out=y).clamp_(min=0)
-            torch.pow(y, exponent, out=powered)
-            if alpha_two:
-                powered.masked_fill_(y == 0, 0.0)
-            break
+        converged = not float(step.abs().amax()) > tolerance  # then evaluate tau once more and stop
     return tau, y, powered
 
 
@@ -368,10 +371,9 @@ def _alpha_entmax_forward(scores: Tensor, alpha: Tensor, n_iter: int, need_backw
         if unsolved.numel():
             tau_full = _alpha_entmax_newton(z.index_select(0, unsolved), am1.index_select(0, unsolved), n_iter)[0]
             tau = tau.index_copy(0, unsolved, tau_full)
-        y = z.sub_(tau).clamp_(min=0)
-        powered = torch.pow(y, (1 - am1) / am1)
-        if bool((am1 >= 1).any()):
-            powered.masked_fill_(y == 0, 0.0)
+        exponent = (1 - am1) / am1
+        y, powered = z, torch.empty_like(z)  # z is not needed after this: y overwrites it
+        _alpha_entmax_evaluate(z, tau, exponent, bool((exponent == 0).any()), y, powered)
     else:
         _, y, powered = _alpha_entmax_newton(z, am1, n_iter)
     output = y.mul_(powered)  # y^p
