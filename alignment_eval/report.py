@@ -16,5 +16,4 @@ from .analysis.report import (  # noqa: F401
     aer_per_layer,
     attention_summary,
     best_aer,
-    read_json_object,
 )

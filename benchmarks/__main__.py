@@ -15,7 +15,7 @@ from nmt_common.logs import add_verbosity_arguments, setup_logging, verbosity
 
 from . import attention, model
 from .common import DEFAULT_OUT, set_threads
-from .report import write_report
+from .report import write_report_or_exit
 
 
 def main(argv=None) -> int:
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
             args.mode, args.device, args.dtypes.split(",") if args.dtypes else None, command=command
         )
         written += attention.write_outputs(result, args.out).values()
-    written.append(write_report(args.out, args.mode))
+    written.append(write_report_or_exit(run, args.out, args.mode))
     print("wrote " + ", ".join(str(p) for p in written))
     return 0
 

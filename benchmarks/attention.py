@@ -23,7 +23,7 @@ import argparse
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -32,10 +32,12 @@ import torch
 from nmt_common.figures import pyplot, save_figure
 from nmt_common.logs import setup_logging, verbosity
 
-from .common import ATTENTION_CONFIGS, ATTENTION_PHASES as PHASES, add_common_arguments, calls_for, command_line
-from .common import machine_description, peak_memory, set_threads, summary, time_call
+from .common import ATTENTION_CONFIGS, add_common_arguments, calls_for, command_line, machine_description
+from .common import peak_memory, set_threads, summary, time_call
 from .common import write_outputs as write_common_outputs
-from .report import write_report
+from .records import ATTENTION_PHASES as PHASES
+from .records import AttentionPhases, AttentionPoint, AttentionResult, AttentionRunSettings, ConfigTiming
+from .report import write_report_or_exit
 
 logger = logging.getLogger("benchmarks")
 
@@ -137,21 +139,20 @@ def run_attention_benchmark(
     configs: Sequence[str] = ATTENTION_CONFIGS,
     log=logger.info,
     command: Optional[str] = None,
-) -> Dict[str, object]:
-    """Run the attention benchmark and return its results (JSON-ready); progress goes to ``log``."""
+) -> AttentionResult:
+    """Run the attention benchmark and return its results; progress goes to ``log``."""
     settings = MODES[mode]
     device = torch.device(device)
     if dtypes is None:
         dtypes = ("float32", "float16", "bfloat16") if device.type == "cuda" else settings.dtypes
     started = time.time()
-    results: List[Dict[str, object]] = []
+    results: List[AttentionPoint] = []
     for dtype_name in dtypes:
         dtype = DTYPES[dtype_name]
         for batch, heads, length in settings.points:
             x, padding, grad = make_inputs(batch, length, settings.embed_dim, device, dtype)
             modules = {c: build_module(c, settings.embed_dim, heads, device, dtype) for c in configs}
-            point = {"dtype": dtype_name, "batch": batch, "heads": heads, "keys": length, "queries": length,
-                     "embed_dim": settings.embed_dim, "phases": {}}
+            phases: Dict[str, Dict[str, ConfigTiming]] = {}
             for phase in PHASES:
                 functions = {c: phase_function(modules[c], c, phase, x, padding, grad) for c in configs}
                 calls: Dict[str, int] = {}
@@ -163,53 +164,57 @@ def run_attention_benchmark(
                 for _ in range(settings.repeats):  # round-robin over the configurations
                     for config, fn in functions.items():
                         samples[config].append(time_call(fn, device, calls[config]))
-                phase_result = {}
+                timings = {}
                 reference = samples.get("softmax_fused")
                 for config in configs:
-                    entry: Dict[str, object] = {"seconds": summary(samples[config]), "calls_per_sample": calls[config]}
-                    if reference:
+                    timings[config] = ConfigTiming(
+                        seconds=summary(samples[config]),
+                        calls_per_sample=calls[config],
                         # time relative to the reference, paired by round (same moment, same load)
-                        entry["time_vs_softmax_fused"] = summary(
-                            [s / r for s, r in zip(samples[config], reference)]
-                        )
-                    if settings.memory:
-                        entry["peak_memory"] = peak_memory(functions[config], device)
-                    phase_result[config] = entry
-                point["phases"][phase] = phase_result
+                        time_vs_softmax_fused=(summary([s / r for s, r in zip(samples[config], reference)])
+                                               if reference else None),
+                        peak_memory=peak_memory(functions[config], device) if settings.memory else None,
+                    )
+                phases[phase] = timings
                 log(
                     f"[attention] {dtype_name} B={batch} H={heads} L={length} {phase}: "
-                    + ", ".join(f"{c} {phase_result[c]['seconds']['median'] * 1e3:.2f}ms" for c in configs)
+                    + ", ".join(f"{c} {timings[c].seconds.median * 1e3:.2f}ms" for c in configs)
                 )
-            results.append(point)
-    return {
-        "benchmark": "attention",
-        "mode": mode,
-        "command": command or command_line(),
-        "settings": {**asdict(settings), "dtypes": list(dtypes), "configs": list(configs)},
-        "reference": "softmax_fused",
-        "machine": machine_description(device),
-        "elapsed_seconds": time.time() - started,
-        "points": results,
-    }
+            results.append(AttentionPoint(dtype=dtype_name, batch=batch, heads=heads, keys=length, queries=length,
+                                          embed_dim=settings.embed_dim, phases=AttentionPhases(**phases)))
+    return AttentionResult(
+        benchmark="attention",
+        mode=mode,
+        command=command or command_line(),
+        settings=AttentionRunSettings(
+            points=list(settings.points), embed_dim=settings.embed_dim, repeats=settings.repeats,
+            sample_seconds=settings.sample_seconds, warmup_calls=settings.warmup_calls, memory=settings.memory,
+            dtypes=list(dtypes), configs=list(configs),
+        ),
+        reference="softmax_fused",
+        machine=machine_description(device),
+        elapsed_seconds=time.time() - started,
+        points=results,
+    )
 
 
-def plot(result: Dict[str, object], path: Path) -> None:
+def plot(result: AttentionResult, path: Path) -> None:
     """Time per call against key length, one panel per phase (first dtype, largest head count)."""
     plt = pyplot()
-    configs = result["settings"]["configs"]
-    points = result["points"]
+    points = result.points
     if not points:
         return
-    dtype = points[0]["dtype"]
-    heads = max(p["heads"] for p in points if p["dtype"] == dtype)
-    chosen = sorted((p for p in points if p["dtype"] == dtype and p["heads"] == heads), key=lambda p: p["keys"])
+    dtype = points[0].dtype
+    heads = max(p.heads for p in points if p.dtype == dtype)
+    chosen = sorted((p for p in points if p.dtype == dtype and p.heads == heads), key=lambda p: p.keys)
     figure, axes = plt.subplots(1, len(PHASES), figsize=(5 * len(PHASES), 4), squeeze=False)
     for axis, phase in zip(axes[0], PHASES):
-        for config in configs:
-            lengths = [p["keys"] for p in chosen]
-            values = [p["phases"][phase][config]["seconds"]["median"] * 1e3 for p in chosen]
-            lows = [p["phases"][phase][config]["seconds"]["min"] * 1e3 for p in chosen]
-            highs = [p["phases"][phase][config]["seconds"]["max"] * 1e3 for p in chosen]
+        for config in result.settings.configs:
+            lengths = [p.keys for p in chosen]
+            seconds = [getattr(p.phases, phase)[config].seconds for p in chosen]
+            values = [s.median * 1e3 for s in seconds]
+            lows = [s.min * 1e3 for s in seconds]
+            highs = [s.max * 1e3 for s in seconds]
             line, = axis.plot(lengths, values, marker="o", label=config,
                               linestyle="--" if config.startswith("softmax") else "-")
             axis.fill_between(lengths, lows, highs, color=line.get_color(), alpha=0.15)
@@ -223,8 +228,8 @@ def plot(result: Dict[str, object], path: Path) -> None:
     save_figure(figure, path)
 
 
-def write_outputs(result: Dict[str, object], out: Path) -> Dict[str, Path]:
-    return write_common_outputs(result, out, "attention", plot)
+def write_outputs(result: AttentionResult, out: Path) -> Dict[str, Path]:
+    return write_common_outputs(result, out, plot)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -243,7 +248,7 @@ def main(argv=None) -> None:
     result = run_attention_benchmark(args.mode, args.device, args.dtypes.split(",") if args.dtypes else None,
                                     command=command)
     paths = write_outputs(result, args.out)
-    report = write_report(args.out, args.mode, attention=result)
+    report = write_report_or_exit(parser, args.out, args.mode, attention=result)
     print(f"wrote {paths['json']}, {paths['png']}, {report}")
 
 

@@ -9,15 +9,16 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Union
 
 import torch
 
-from nmt_common.files import write_json
 from nmt_common.logs import add_verbosity_arguments
 from nmt_common.machine import cpu_model
 from nmt_common.variants import VARIANTS
 from nmt_common.version import package_version
+
+from .records import AttentionResult, Machine, ModelResult, PeakMemory, Summary
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PLUGIN_DIR = REPO_ROOT / "fairseq_plugins"
@@ -28,8 +29,6 @@ DEFAULT_OUT = REPO_ROOT / "results" / "perf"
 # self-attention to torch's fused attention (scaled_dot_product_attention).
 # ``softmax_python`` is softmax on our Python path (weights requested).
 ATTENTION_CONFIGS = ("softmax_fused", "softmax_python", *VARIANTS[1:])
-# What the attention benchmark times of each configuration (see benchmarks.attention).
-ATTENTION_PHASES = ("forward", "forward_backward", "inference")
 
 
 def set_threads(threads: Optional[int]) -> int:
@@ -38,32 +37,31 @@ def set_threads(threads: Optional[int]) -> int:
     return torch.get_num_threads()
 
 
-def machine_description(device: torch.device) -> Dict[str, object]:
+def machine_description(device: torch.device) -> Machine:
     """What the numbers were measured on."""
     import fairseq
 
     try:
-        load = os.getloadavg()
+        load = list(os.getloadavg())
     except OSError:  # pragma: no cover
         load = None
-    description: Dict[str, object] = {
-        "cpu_model": cpu_model(),
-        "logical_cpus": os.cpu_count(),
-        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_interop_threads": torch.get_num_interop_threads(),
-        "load_average_at_start": load,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "fairseq": getattr(fairseq, "__version__", "?"),
-        "entmax": package_version("entmax", fallback=None),
-        "device": str(device),
-    }
-    if device.type == "cuda":
-        description["gpu"] = torch.cuda.get_device_name(device)
-        description["cuda"] = torch.version.cuda
-    return description
+    cuda = device.type == "cuda"
+    return Machine(
+        cpu_model=cpu_model(),
+        logical_cpus=os.cpu_count(),
+        cpus_available=len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        torch_interop_threads=torch.get_num_interop_threads(),
+        load_average_at_start=load,
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        torch=torch.__version__,
+        fairseq=getattr(fairseq, "__version__", "?"),
+        entmax=package_version("entmax", fallback=None),
+        device=str(device),
+        gpu=torch.cuda.get_device_name(device) if cuda else None,
+        cuda=torch.version.cuda if cuda else None,
+    )
 
 
 def synchronize(device: torch.device) -> None:
@@ -127,7 +125,7 @@ def _profiler_peak_bytes(fn: Callable[[], object]) -> Optional[int]:
     return peak
 
 
-def peak_memory(fn: Callable[[], object], device: torch.device) -> Dict[str, object]:
+def peak_memory(fn: Callable[[], object], device: torch.device) -> PeakMemory:
     """Peak memory of one call of ``fn``: bytes above what was allocated before it.
 
     CUDA: ``torch.cuda.max_memory_allocated`` (exact, caching allocator).  CPU: the
@@ -141,14 +139,14 @@ def peak_memory(fn: Callable[[], object], device: torch.device) -> Dict[str, obj
         before = torch.cuda.memory_allocated(device)
         fn()
         torch.cuda.synchronize(device)
-        return {"bytes": int(torch.cuda.max_memory_allocated(device) - before), "method": "cuda_max_memory_allocated"}
+        return PeakMemory(int(torch.cuda.max_memory_allocated(device) - before), "cuda_max_memory_allocated")
     peak = _profiler_peak_bytes(fn)
     if peak is not None:
-        return {"bytes": int(peak), "method": "torch_profiler_allocations"}
+        return PeakMemory(int(peak), "torch_profiler_allocations")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     fn()
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"bytes": int(max(0, after - before) * 1024), "method": "ru_maxrss_delta"}
+    return PeakMemory(int(max(0, after - before) * 1024), "ru_maxrss_delta")
 
 
 # --- statistics ------------------------------------------------------------------------
@@ -164,17 +162,17 @@ def quantile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def summary(values: Sequence[float]) -> Dict[str, float]:
+def summary(values: Sequence[float]) -> Summary:
     """median, min, max, quartiles and count of a list of samples."""
     values = [float(v) for v in values]
-    return {
-        "median": statistics.median(values) if values else float("nan"),
-        "min": min(values) if values else float("nan"),
-        "max": max(values) if values else float("nan"),
-        "q1": quantile(values, 0.25),
-        "q3": quantile(values, 0.75),
-        "n": len(values),
-    }
+    return Summary(
+        median=statistics.median(values) if values else float("nan"),
+        min=min(values) if values else float("nan"),
+        max=max(values) if values else float("nan"),
+        q1=quantile(values, 0.25),
+        q3=quantile(values, 0.75),
+        n=len(values),
+    )
 
 
 def command_line() -> str:
@@ -188,12 +186,14 @@ def command_line() -> str:
     return " ".join(["python", module, *sys.argv[1:]])
 
 
-def write_outputs(result: Dict[str, object], out: Path, prefix: str,
-                  plot: Callable[[Dict[str, object], Path], None]) -> Dict[str, Path]:
-    """``<prefix>_<mode>.json`` and ``.png`` in ``out``."""
-    mode = result["mode"]
-    paths = {"json": out / f"{prefix}_{mode}.json", "png": out / f"{prefix}_{mode}.png"}
-    write_json(paths["json"], result)
+Result = Union[AttentionResult, ModelResult]
+
+
+def write_outputs(result: Result, out: Path, plot: Callable[[Result, Path], None]) -> Dict[str, Path]:
+    """``<benchmark>_<mode>.json`` and ``.png`` in ``out``."""
+    stem = f"{result.benchmark}_{result.mode}"
+    paths = {"json": out / f"{stem}.json", "png": out / f"{stem}.png"}
+    result.write(paths["json"])
     plot(result, paths["png"])
     return paths
 

@@ -54,7 +54,9 @@ from nmt_common.variants import VARIANTS
 
 from .common import PLUGIN_DIR, add_common_arguments, command_line, machine_description, set_threads, summary
 from .common import synchronize, write_outputs as write_common_outputs
-from .report import write_report
+from .records import AttentionShare, CaseBucket, CaseModel, CaseResult, ModelResult, ModelRunSettings, RoundRates
+from .records import Summary, VariantResult
+from .report import write_report_or_exit
 
 logger = logging.getLogger("benchmarks")
 
@@ -269,17 +271,17 @@ class VariantRunner:
         synchronize(self.device)
         return clock() - start
 
-    def attention_share(self, train_samples, decode_samples, target_seconds: float) -> Dict[str, float]:
+    def attention_share(self, train_samples, decode_samples, target_seconds: float) -> AttentionShare:
         """Share of a training step and of a generation pass spent in the attention modules.
 
         Each phase's share is the median over passes, repeated until ``target_seconds`` of
         step (generation) time are measured, at most :data:`MAX_PROFILE_PASSES` passes.
         """
         calls = self._attention_calls(train_samples)
-        shares = {
-            "train": _median_share(lambda: self._train_share(calls, train_samples), target_seconds),
-            "decode": _median_share(lambda: self._decode_share(decode_samples), target_seconds),
-        }
+        shares = AttentionShare(
+            train=_median_share(lambda: self._train_share(calls, train_samples), target_seconds),
+            decode=_median_share(lambda: self._decode_share(decode_samples), target_seconds),
+        )
         self.optimizer.zero_grad(set_to_none=True)
         return shares
 
@@ -400,13 +402,13 @@ def check_options(mode: str, variants: Sequence[str], rounds: Optional[int], cas
         raise ValueError(f"unknown case(s) {', '.join(unknown)} in {mode} mode; choose from {', '.join(names)}")
 
 
-def _length_range(lengths: Sequence[torch.Tensor]) -> List[int]:
+def _length_range(lengths: Sequence[torch.Tensor]) -> Tuple[int, int]:
     every = torch.cat([length.flatten() for length in lengths])
-    return [int(every.min()), int(every.max())]
+    return int(every.min()), int(every.max())
 
 
 def run_case(case: Case, settings: ModelSettings, variants: Sequence[str], device, dtype,
-             log=logger.info) -> Dict[str, object]:
+             log=logger.info) -> CaseResult:
     """One case: warm-up, round-robin rounds over the variants, then the attention-share pass."""
     started = time.time()
     bucket = case.bucket
@@ -440,48 +442,47 @@ def run_case(case: Case, settings: ModelSettings, variants: Sequence[str], devic
     shares = {v: runners[v].attention_share(train_samples, decode_samples, settings.profile_seconds)
               for v in variants}
     log(f"[model] {case.name} attention share train/decode: "
-        + ", ".join(f"{v} {s['train']:.0%}/{s['decode']:.0%}" for v, s in shares.items()))
+        + ", ".join(f"{v} {s.train:.0%}/{s.decode:.0%}" for v, s in shares.items()))
 
-    def ratios(key: str, variant: str) -> Dict[str, float]:
+    def ratios(key: str, variant: str) -> Summary:
         return summary([v / s for v, s in zip(rates[key][variant], rates[key]["softmax"])])
 
     per_variant = {}
     for variant in variants:
-        per_variant[variant] = {
-            "arch": runners[variant].arch,
-            "parameters": runners[variant].parameters,
-            "train_tokens_per_second": summary(rates["train"][variant]),
-            "decode_sentences_per_second": summary(rates["decode"][variant]),
-            "train_ratio_to_softmax": ratios("train", variant),
-            "decode_ratio_to_softmax": ratios("decode", variant),
-            "train_tokens_per_cpu_second": summary(rates["train_cpu"][variant]),
-            "decode_sentences_per_cpu_second": summary(rates["decode_cpu"][variant]),
-            "train_cpu_ratio_to_softmax": ratios("train_cpu", variant),
-            "decode_cpu_ratio_to_softmax": ratios("decode_cpu", variant),
-            "decode_generated_tokens": generated_tokens[variant],
-            "attention_share": shares[variant],
-            "samples": {key: rates[key][variant] for key in rates},
-        }
+        per_variant[variant] = VariantResult(
+            arch=runners[variant].arch,
+            parameters=runners[variant].parameters,
+            train_tokens_per_second=summary(rates["train"][variant]),
+            decode_sentences_per_second=summary(rates["decode"][variant]),
+            train_ratio_to_softmax=ratios("train", variant),
+            decode_ratio_to_softmax=ratios("decode", variant),
+            train_tokens_per_cpu_second=summary(rates["train_cpu"][variant]),
+            decode_sentences_per_cpu_second=summary(rates["decode_cpu"][variant]),
+            train_cpu_ratio_to_softmax=ratios("train_cpu", variant),
+            decode_cpu_ratio_to_softmax=ratios("decode_cpu", variant),
+            decode_generated_tokens=generated_tokens[variant],
+            attention_share=shares[variant],
+            samples=RoundRates(**{key: rates[key][variant] for key in rates}),
+        )
     pad = dictionary.pad()
-    return {
-        "name": case.name,
-        "model": {"label": case.model.label, "size": case.model.size, "extra_args": list(case.model.extra_args),
-                  "vocab": case.model.vocab, "parameters": runners["softmax"].parameters},
-        "bucket": {
-            "label": bucket.label,
-            "train_batches": [list(b) for b in bucket.train_batches],
-            "decode_batches": [list(b) for b in bucket.decode_batches],
-            "decode_length": bucket.decode_length,
-            "train_target_tokens_per_round": sum(s["ntokens"] for s in train_samples),
-            "decode_sentences_per_round": sum(len(s["id"]) for s in decode_samples),
-            # of the training sentences; decode_source_lengths: of the sentences to translate
-            "source_lengths": _length_range([s["net_input"]["src_lengths"] for s in train_samples]),
-            "target_lengths": _length_range([(s["target"] != pad).sum(1) for s in train_samples]),
-            "decode_source_lengths": _length_range([s["net_input"]["src_lengths"] for s in decode_samples]),
-        },
-        "elapsed_seconds": time.time() - started,
-        "variants": per_variant,
-    }
+    return CaseResult(
+        name=case.name,
+        model=CaseModel(label=case.model.label, size=case.model.size, extra_args=list(case.model.extra_args),
+                        vocab=case.model.vocab, parameters=runners["softmax"].parameters),
+        bucket=CaseBucket(
+            label=bucket.label,
+            train_batches=list(bucket.train_batches),
+            decode_batches=list(bucket.decode_batches),
+            decode_length=bucket.decode_length,
+            train_target_tokens_per_round=sum(s["ntokens"] for s in train_samples),
+            decode_sentences_per_round=sum(len(s["id"]) for s in decode_samples),
+            source_lengths=_length_range([s["net_input"]["src_lengths"] for s in train_samples]),
+            target_lengths=_length_range([(s["target"] != pad).sum(1) for s in train_samples]),
+            decode_source_lengths=_length_range([s["net_input"]["src_lengths"] for s in decode_samples]),
+        ),
+        elapsed_seconds=time.time() - started,
+        variants=per_variant,
+    )
 
 
 def run_model_benchmark(
@@ -494,7 +495,7 @@ def run_model_benchmark(
     rounds: Optional[int] = None,
     cases: Optional[Sequence[str]] = None,
     decode_sentences: Optional[int] = None,
-) -> Dict[str, object]:
+) -> ModelResult:
     """``rounds`` overrides the mode's number of measured rounds per case; ``cases`` picks cases by
     name (default all); ``decode_sentences`` sets the sentences of every decoding batch (the modes
     decode about 1,500 source tokens per batch, as ``fairseq-generate --max-tokens 1536`` would;
@@ -513,40 +514,42 @@ def run_model_benchmark(
     if decode_sentences is not None:
         chosen = [replace(case, bucket=replace(case.bucket, decode_batches=tuple(
             (decode_sentences, length) for _, length in case.bucket.decode_batches))) for case in chosen]
-    return {
-        "benchmark": "model",
-        "mode": mode,
-        "command": command or command_line(),
-        "machine": machine_description(device),
-        "reference": "softmax",
-        "settings": {"dtype": dtype, "variants": list(variants), "rounds": settings.rounds,
-                     "warmup_rounds": settings.warmup_rounds, "beam": settings.beam, "seed": settings.seed,
-                     "profile_seconds": settings.profile_seconds, "profile_max_passes": MAX_PROFILE_PASSES,
-                     "attention_share_clock": share_clock(device).__name__, "decode_sentences": decode_sentences},
-        "cases": [run_case(case, settings, variants, device, torch_dtype, log) for case in chosen],
-        "elapsed_seconds": time.time() - started,
-    }
+    return ModelResult(
+        benchmark="model",
+        mode=mode,
+        command=command or command_line(),
+        machine=machine_description(device),
+        reference="softmax",
+        settings=ModelRunSettings(
+            dtype=dtype, variants=list(variants), rounds=settings.rounds, warmup_rounds=settings.warmup_rounds,
+            beam=settings.beam, seed=settings.seed, profile_seconds=settings.profile_seconds,
+            profile_max_passes=MAX_PROFILE_PASSES, attention_share_clock=share_clock(device).__name__,
+            decode_sentences=decode_sentences,
+        ),
+        cases=[run_case(case, settings, variants, device, torch_dtype, log) for case in chosen],
+        elapsed_seconds=time.time() - started,
+    )
 
 
-def plot(result: Dict[str, object], path: Path) -> None:
+def plot(result: ModelResult, path: Path) -> None:
     """Median ratio to softmax (wall clock) per variant, one bar per case; one panel per phase."""
     plt = pyplot()
 
-    variants = result["settings"]["variants"]
-    cases = result["cases"]
+    variants = result.settings.variants
+    cases = result.cases
     figure, axes = plt.subplots(1, 2, figsize=(14, 4.5), squeeze=False)
     positions = range(len(variants))
     width = 0.8 / max(1, len(cases))
-    for axis, phase, title in zip(axes[0], ("train", "decode"),
-                                  ("training throughput / softmax", "decoding speed (beam 4) / softmax")):
-        key = f"{phase}_ratio_to_softmax"
+    panels = (("training throughput / softmax", lambda entry: entry.train_ratio_to_softmax),
+              ("decoding speed (beam 4) / softmax", lambda entry: entry.decode_ratio_to_softmax))
+    for axis, (title, ratio) in zip(axes[0], panels):
         for index, case in enumerate(cases):
-            ratios = [case["variants"][v][key] for v in variants]
-            medians = [r["median"] for r in ratios]
-            errors = [[r["median"] - r["min"] for r in ratios], [r["max"] - r["median"] for r in ratios]]
+            ratios = [ratio(case.variants[v]) for v in variants]
+            medians = [r.median for r in ratios]
+            errors = [[r.median - r.min for r in ratios], [r.max - r.median for r in ratios]]
             offset = (index - (len(cases) - 1) / 2) * width
             axis.bar([p + offset for p in positions], medians, width=width, yerr=errors, capsize=2,
-                     alpha=0.85, label=case["name"])
+                     alpha=0.85, label=case.name)
         axis.axhline(1.0, color="black", linewidth=0.8)
         axis.set_xticks(list(positions))
         axis.set_xticklabels(variants, rotation=30)
@@ -557,8 +560,8 @@ def plot(result: Dict[str, object], path: Path) -> None:
     save_figure(figure, path)
 
 
-def write_outputs(result: Dict[str, object], out: Path) -> Dict[str, Path]:
-    return write_common_outputs(result, out, "model", plot)
+def write_outputs(result: ModelResult, out: Path) -> Dict[str, Path]:
+    return write_common_outputs(result, out, plot)
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -607,7 +610,7 @@ def main(argv=None) -> None:
     command = " ".join(["python -m benchmarks.model", *(sys.argv[1:] if argv is None else argv)])
     result = run_model_benchmark(args.mode, args.device, command=command, **options)
     paths = write_outputs(result, args.out)
-    report = write_report(args.out, args.mode, model=result)
+    report = write_report_or_exit(parser, args.out, args.mode, model=result)
     print(f"wrote {paths['json']}, {paths['png']}, {report}")
 
 

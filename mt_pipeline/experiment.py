@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import json
 import os
 import shlex
 from pathlib import Path
@@ -120,6 +119,10 @@ def aligner_baselines(spec: ExperimentSpec, log: Callable[[str], None] = log_pro
     """
     if spec.gold is None or not spec.aligner_training:
         return None
+    from alignment_eval.alignments.records import BaselineReport
+
+    from .summary import read_alignment_record
+
     gold = spec.gold
     summary = []
     for index, training in enumerate(spec.aligner_training, 1):
@@ -138,10 +141,10 @@ def aligner_baselines(spec: ExperimentSpec, log: Callable[[str], None] = log_pro
 
         run_step("aligner baselines", folder / "baseline.done.json", params={"label": training.label}, inputs=inputs,
                  outputs=[folder / "baseline.json"], action=align)
-        report = json.loads((folder / "baseline.json").read_text(encoding="utf-8"))
-        for name, entry in report["aligners"].items():
-            summary.append({"aligner": name, "aer": entry["results"]["gdfa"]["aer"], "trained_on": training.label,
-                            "training_pairs": entry["training_sentences"]})
+        report = read_alignment_record(BaselineReport, folder / "baseline.json")
+        for name, entry in report.aligners.items():
+            summary.append({"aligner": name, "aer": entry.results["gdfa"].aer, "trained_on": training.label,
+                            "training_pairs": entry.training_sentences})
     write_json(spec.out_dir / "baselines" / "summary.json", summary, indent=1)
     return summary
 

@@ -8,7 +8,6 @@ the Hydra configs in ``configs/``: data in ``data-bin/<config>``, checkpoints in
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shlex
 import subprocess
@@ -161,21 +160,24 @@ def row_from_outputs(variant: str, folder: Path) -> dict:
             raise PipelineError(str(error)) from None
         row.update({"bleu": scores.bleu, "chrf": scores.chrf, "bleu_signature": scores.signature})
     stats_file, aer_file = folder / "attention" / "stats.json", folder / "attention" / "aer.json"
+    from alignment_eval.alignments.records import AerReport, StatsReport
+
+    from .summary import read_alignment_record
+
     if stats_file.is_file():
-        stats = json.loads(stats_file.read_text())
-        sublayers = stats["sublayers"]
+        stats = read_alignment_record(StatsReport, stats_file)
+        cross = stats.overall("cross")
         row.update({
-            "sparsity_cross": sublayers["cross"]["overall"]["sparsity"],
-            "null_rate_cross": sublayers["cross"]["overall"]["null_rate"],
-            "js_diversity_cross": sublayers["cross"]["overall"]["js_diversity"],
-            "sparsity_all": _mean(sublayers[s]["overall"]["sparsity"] for s in ("encoder", "decoder", "cross")),
-            "null_rate_all": _mean(sublayers[s]["overall"]["null_rate"] for s in ("encoder", "decoder", "cross")),
-            "alpha": stats.get("alpha") or None,
+            "sparsity_cross": cross.sparsity,
+            "null_rate_cross": cross.null_rate,
+            "js_diversity_cross": cross.js_diversity,
+            "sparsity_all": _mean(stats.overall(s).sparsity for s in ("encoder", "decoder", "cross")),
+            "null_rate_all": _mean(stats.overall(s).null_rate for s in ("encoder", "decoder", "cross")),
+            "alpha": stats.alpha or None,
         })
     if aer_file.is_file():
-        aer = json.loads(aer_file.read_text())
-        row["aer_best"] = {name: {"aer": r["aer"], "layer": r["layer"], "head": r["head"]}
-                           for name, r in aer["best"].items()}
+        aer = read_alignment_record(AerReport, aer_file)
+        row["aer_best"] = {name: {"aer": r.aer, "layer": r.layer, "head": r.head} for name, r in aer.best.items()}
     return row
 
 

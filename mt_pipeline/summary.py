@@ -18,6 +18,9 @@ from typing import Callable, Dict, List, Optional
 from nmt_common.files import atomic_write_text, write_json
 from nmt_common.markdown import markdown_table
 
+from alignment_eval.alignments.errors import AlignmentInputError
+from alignment_eval.alignments.records import AerReport, AerRow, StatsReport
+
 from .bleu import BleuInputError, BleuRecord, read_lines
 from .errors import PipelineError
 from .log import log as log_progress
@@ -35,8 +38,8 @@ class RunResult:
     folder: Path
     train: Optional[dict] = None
     bleu: Dict[str, BleuRecord] = field(default_factory=dict)  # test set -> its bleu.json
-    stats: Optional[dict] = None
-    aer: Optional[dict] = None
+    stats: Optional[StatsReport] = None  # attention/stats.json
+    aer: Optional[AerReport] = None  # attention/aer.json
 
     @property
     def complete(self) -> bool:
@@ -45,6 +48,14 @@ class RunResult:
 
 def _json(path: Path) -> Optional[dict]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def read_alignment_record(cls, path: Path):
+    """``aer.json``/``stats.json`` through its schema; a damaged or foreign file is a PipelineError naming it."""
+    try:
+        return cls.read(path)
+    except AlignmentInputError as error:
+        raise PipelineError(str(error)) from None
 
 
 def _bleu_record(path: Path) -> BleuRecord:
@@ -95,9 +106,9 @@ def collect(spec) -> List[RunResult]:
                 result.bleu[name] = _bleu_record(folder / "bleu.json")
         attention = run.out / "attention"
         if current(attention / "stats.done.json", model):
-            result.stats = _json(attention / "stats.json")
+            result.stats = read_alignment_record(StatsReport, attention / "stats.json")
         if current(attention / "aer.done.json", model):
-            result.aer = _json(attention / "aer.json")
+            result.aer = read_alignment_record(AerReport, attention / "aer.json")
     return results
 
 
@@ -111,12 +122,12 @@ def _mean_sd(values: List[float]):
     return mean_and_sd(values) if values else (None, None)
 
 
-def sublayer_value(stats: dict, sublayer: str, key: str) -> float:
-    return stats["sublayers"][sublayer]["overall"][key]
+def sublayer_value(stats: StatsReport, sublayer: str, key: str) -> Optional[float]:
+    return getattr(stats.overall(sublayer), key)
 
 
-def best_aer(aer: dict, key: str) -> Optional[dict]:
-    return (aer or {}).get("best", {}).get(key)
+def best_aer(aer: Optional[AerReport], key: str) -> Optional[AerRow]:
+    return aer.best.get(key) if aer else None
 
 
 def variant_rows(spec, results: List[RunResult]) -> List[dict]:
@@ -143,8 +154,8 @@ def variant_rows(spec, results: List[RunResult]) -> List[dict]:
                 row[f"{key}.{sublayer}"] = _mean_sd([sublayer_value(r.stats, sublayer, key) for r in with_stats])
         for key in ("argmax.normal.best-head", "argmax.shift.best-head", "argmax.normal.avg", "argmax.shift.avg"):
             entries = [best_aer(r.aer, key) for r in done if best_aer(r.aer, key)]
-            row[f"aer.{key}"] = _mean_sd([e["aer"] for e in entries])
-            row[f"aer.{key}.where"] = [f"L{e['layer']}H{e['head']}" for e in entries]
+            row[f"aer.{key}"] = _mean_sd([e.aer for e in entries])
+            row[f"aer.{key}.where"] = [e.where for e in entries]
         if variant != REFERENCE_VARIANT and done and reference:
             try:
                 test = paired_bootstrap(
@@ -227,10 +238,10 @@ def per_layer_table(results: List[RunResult], key: str) -> List[str]:
         if not result.stats:
             continue
         for sublayer in SUBLAYERS:
-            for layer in result.stats["sublayers"][sublayer]["layers"]:
-                column = f"{sublayer} L{layer['layer']}"
+            for layer in result.stats.sublayers[sublayer].layers:
+                column = f"{sublayer} L{layer.layer}"
                 columns[column] = None
-                values.setdefault(result.variant, {}).setdefault(column, []).append(layer[key])
+                values.setdefault(result.variant, {}).setdefault(column, []).append(getattr(layer, key))
     if not values:
         return []
     rows = [[variant, *(_fmt(*_mean_sd(by_column[c]), digits=3) if by_column.get(c) else "-" for c in columns)]

@@ -56,9 +56,9 @@ def test_sentence_statistics_accumulate_over_sentences_and_layers():
     stats.add_sentence(first)
     stats.add_sentence(second)
     summary = stats.summary()
-    layer1, layer2 = summary["layers"]
+    layer1, layer2 = summary.layers
     # layer 1: zeros 2 + 1 + 0 (second sentence) over 6 + 2 positions
-    assert layer1["sparsity"] == pytest.approx(3 / 8)
-    assert layer2["null_rate"] == pytest.approx(1 / 3)  # one null row of three
-    assert summary["overall"]["rows"] == 6
-    assert layer1["js_diversity"] is None and layer1["js_excluded_rows"] == 3  # one head per layer
+    assert layer1.sparsity == pytest.approx(3 / 8)
+    assert layer2.null_rate == pytest.approx(1 / 3)  # one null row of three
+    assert summary.overall.rows == 6
+    assert layer1.js_diversity is None and layer1.js_excluded_rows == 3  # one head per layer

@@ -4,7 +4,6 @@ No timing assertions: the harness runs here in its "smoke" mode (the quick mode'
 with tiny sizes) only to check what it writes.
 """
 
-import json
 import sys
 
 import pytest
@@ -17,13 +16,13 @@ if str(REPO_ROOT) not in sys.path:
 from benchmarks import attention as attention_benchmark  # noqa: E402
 from benchmarks import common  # noqa: E402
 from benchmarks.__main__ import main  # noqa: E402
+from benchmarks.records import AttentionResult, ModelResult, Summary  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def _check_summary(entry):
-    assert set(entry) >= {"median", "min", "max", "q1", "q3", "n"}
-    assert entry["min"] <= entry["median"] <= entry["max"]
+    assert entry.min <= entry.median <= entry.max
 
 
 @pytest.fixture(scope="module")
@@ -46,48 +45,49 @@ def test_every_output_file_is_written(smoke_run):
 def test_model_results_have_every_case_and_variant_as_a_ratio_to_softmax(smoke_run):
     from benchmarks import model
 
-    result = json.loads((smoke_run / "model_smoke.json").read_text())
-    assert result["benchmark"] == "model" and result["mode"] == "smoke" and result["reference"] == "softmax"
-    assert [case["name"] for case in result["cases"]] == [case.name for case in model.MODES["smoke"].cases]
-    rounds = result["settings"]["rounds"]
-    for case in result["cases"]:
-        assert set(case["variants"]) == set(common.VARIANTS)
-        bucket = case["bucket"]
-        assert case["model"]["parameters"] == case["variants"]["softmax"]["parameters"]
-        for variant, entry in case["variants"].items():
-            assert entry["arch"] == f"{variant}_transformer_{case['model']['size']}"
-            for key in ("train_tokens_per_second", "decode_sentences_per_second", "train_ratio_to_softmax",
-                        "decode_ratio_to_softmax", "train_cpu_ratio_to_softmax", "decode_cpu_ratio_to_softmax"):
-                _check_summary(entry[key])
-                assert entry[key]["n"] == rounds and entry[key]["median"] > 0
+    result = ModelResult.read(smoke_run / "model_smoke.json")
+    assert result.benchmark == "model" and result.mode == "smoke" and result.reference == "softmax"
+    assert [case.name for case in result.cases] == [case.name for case in model.MODES["smoke"].cases]
+    rounds = result.settings.rounds
+    for case in result.cases:
+        assert set(case.variants) == set(common.VARIANTS)
+        bucket = case.bucket
+        assert case.model.parameters == case.variants["softmax"].parameters
+        for variant, entry in case.variants.items():
+            assert entry.arch == f"{variant}_transformer_{case.model.size}"
+            for ratio in (entry.train_tokens_per_second, entry.decode_sentences_per_second,
+                          entry.train_ratio_to_softmax, entry.decode_ratio_to_softmax,
+                          entry.train_cpu_ratio_to_softmax, entry.decode_cpu_ratio_to_softmax):
+                _check_summary(ratio)
+                assert ratio.n == rounds and ratio.median > 0
             # every hypothesis decodes exactly decode_length tokens + EOS: the same work for every variant
-            sentences = bucket["decode_sentences_per_round"]
-            assert entry["decode_generated_tokens"] == sentences * (bucket["decode_length"] + 1)
-            assert set(entry["attention_share"]) == {"train", "decode"}
-            for share in entry["attention_share"].values():
+            sentences = bucket.decode_sentences_per_round
+            assert entry.decode_generated_tokens == sentences * (bucket.decode_length + 1)
+            for share in (entry.attention_share.train, entry.attention_share.decode):
                 assert 0 < share <= 1
-        for key in ("train_ratio_to_softmax", "decode_ratio_to_softmax", "train_cpu_ratio_to_softmax",
-                    "decode_cpu_ratio_to_softmax"):
-            assert case["variants"]["softmax"][key]["median"] == 1.0
-    machine = result["machine"]
-    for key in ("cpu_model", "logical_cpus", "torch_threads", "torch", "fairseq", "device"):
-        assert key in machine
+        softmax = case.variants["softmax"]
+        for ratio in (softmax.train_ratio_to_softmax, softmax.decode_ratio_to_softmax,
+                      softmax.train_cpu_ratio_to_softmax, softmax.decode_cpu_ratio_to_softmax):
+            assert ratio.median == 1.0
+    machine = result.machine
+    assert machine.cpu_model and machine.logical_cpus and machine.torch_threads >= 1
+    assert machine.torch and machine.fairseq and machine.device == "cpu"
 
 
 def test_attention_results_cover_every_configuration_phase_and_point(smoke_run):
-    result = json.loads((smoke_run / "attention_smoke.json").read_text())
+    result = AttentionResult.read(smoke_run / "attention_smoke.json")
     settings = attention_benchmark.MODES["smoke"]
-    assert result["reference"] == "softmax_fused"
-    assert result["settings"]["configs"] == list(common.ATTENTION_CONFIGS)
-    assert [(p["batch"], p["heads"], p["keys"]) for p in result["points"]] == list(settings.points)
-    for point in result["points"]:
-        assert set(point["phases"]) == set(attention_benchmark.PHASES)
-        for phase in point["phases"].values():
-            assert set(phase) == set(common.ATTENTION_CONFIGS)
-            for entry in phase.values():
-                _check_summary(entry["seconds"])
-                _check_summary(entry["time_vs_softmax_fused"])
-                assert entry["peak_memory"]["bytes"] >= 0 and entry["peak_memory"]["method"]
+    assert result.reference == "softmax_fused"
+    assert result.settings.configs == list(common.ATTENTION_CONFIGS)
+    assert [(p.batch, p.heads, p.keys) for p in result.points] == list(settings.points)
+    for point in result.points:
+        for phase in attention_benchmark.PHASES:
+            timings = getattr(point.phases, phase)
+            assert set(timings) == set(common.ATTENTION_CONFIGS)
+            for entry in timings.values():
+                _check_summary(entry.seconds)
+                _check_summary(entry.time_vs_softmax_fused)
+                assert entry.peak_memory.bytes >= 0
 
 
 def test_summary_names_the_command_machine_and_every_variant(smoke_run):
@@ -96,8 +96,8 @@ def test_summary_names_the_command_machine_and_every_variant(smoke_run):
     assert "cpu_model" in text and "torch_threads" in text
     for variant in common.VARIANTS:
         assert f"| {variant} |" in text
-    for case in json.loads((smoke_run / "model_smoke.json").read_text())["cases"]:
-        assert f"| {case['name']} |" in text
+    for case in ModelResult.read(smoke_run / "model_smoke.json").cases:
+        assert f"| {case.name} |" in text
     assert "replay estimate" in text and "Worst and best case per variant" in text
     assert "![model](model_smoke.png)" in text and "![attention](attention_smoke.png)" in text
 
@@ -106,45 +106,43 @@ def test_peak_memory_sees_a_tensor_allocated_during_the_call():
     import torch
 
     measured = common.peak_memory(lambda: torch.ones(1024, 1024).sum(), torch.device("cpu"))
-    assert measured["bytes"] >= 4 * 1024 * 1024
+    assert measured.bytes >= 4 * 1024 * 1024
 
 
 def test_summary_statistics():
-    assert common.summary([3.0, 1.0, 2.0, 4.0]) == {
-        "median": 2.5, "min": 1.0, "max": 4.0, "q1": 1.75, "q3": 3.25, "n": 4,
-    }
+    assert common.summary([3.0, 1.0, 2.0, 4.0]) == Summary(median=2.5, min=1.0, max=4.0, q1=1.75, q3=3.25, n=4)
 
 
 def test_decode_sentences_sets_every_decoding_batch(tmp_path):
     assert main(["run", "--mode", "smoke", "--only", "model", "--variants", "rela", "--rounds", "1",
                  "--cases", "tiny/len20", "--decode-sentences", "3",
                  "--out", str(tmp_path), "--threads", "0", "--device", "cpu"]) == 0
-    result = json.loads((tmp_path / "model_smoke.json").read_text())
-    (case,) = result["cases"]
-    assert result["settings"]["decode_sentences"] == 3
-    assert case["bucket"]["decode_batches"] == [[3, 20]] and case["bucket"]["decode_sentences_per_round"] == 3
-    assert case["variants"]["rela"]["decode_generated_tokens"] == 3 * (case["bucket"]["decode_length"] + 1)
+    result = ModelResult.read(tmp_path / "model_smoke.json")
+    (case,) = result.cases
+    assert result.settings.decode_sentences == 3
+    assert case.bucket.decode_batches == [(3, 20)] and case.bucket.decode_sentences_per_round == 3
+    assert case.variants["rela"].decode_generated_tokens == 3 * (case.bucket.decode_length + 1)
 
 
 def test_variants_and_rounds_options_choose_what_the_model_benchmark_compares(tmp_path):
     assert main(["run", "--mode", "smoke", "--only", "model", "--variants", "rela", "--rounds", "1",
                  "--out", str(tmp_path), "--threads", "0", "--device", "cpu"]) == 0
-    result = json.loads((tmp_path / "model_smoke.json").read_text())
-    assert result["settings"]["variants"] == ["softmax", "rela"]  # softmax is always the reference
-    assert result["settings"]["rounds"] == 1
-    assert len(result["cases"]) == 2
-    for case in result["cases"]:
-        assert list(case["variants"]) == ["softmax", "rela"]
-        assert case["variants"]["rela"]["train_ratio_to_softmax"]["n"] == 1
-    assert "--variants rela --rounds 1" in result["command"]
+    result = ModelResult.read(tmp_path / "model_smoke.json")
+    assert result.settings.variants == ["softmax", "rela"]  # softmax is always the reference
+    assert result.settings.rounds == 1
+    assert len(result.cases) == 2
+    for case in result.cases:
+        assert list(case.variants) == ["softmax", "rela"]
+        assert case.variants["rela"].train_ratio_to_softmax.n == 1
+    assert "--variants rela --rounds 1" in result.command
 
 
 def test_cases_option_chooses_which_cases_run(tmp_path):
     assert main(["run", "--mode", "smoke", "--only", "model", "--cases", "tiny/len20", "--variants", "topk",
                  "--rounds", "1", "--out", str(tmp_path), "--threads", "0", "--device", "cpu"]) == 0
-    result = json.loads((tmp_path / "model_smoke.json").read_text())
-    assert [case["name"] for case in result["cases"]] == ["tiny/len20"]
-    assert result["cases"][0]["bucket"]["label"] == "len20"
+    result = ModelResult.read(tmp_path / "model_smoke.json")
+    assert [case.name for case in result.cases] == ["tiny/len20"]
+    assert result.cases[0].bucket.label == "len20"
     text = (tmp_path / "summary_smoke.md").read_text()
     assert "| tiny/len20 |" in text and "tiny/len6" not in text
 

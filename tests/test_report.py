@@ -51,29 +51,55 @@ def aer_json(table: dict) -> dict:
             "subword_rule": "any", "threshold": 0.3, "sentences": 50, "rows": rows, "best": {}}
 
 
+COUNTS = {"positions": 2000, "rows": 304, "null_rows": 0}  # not shown by the report
+
+
 def layer_stats(layer: int, sparsity: float, null_rate: float, js: float) -> dict:
-    heads = [{"head": h, "sparsity": sparsity, "null_rate": null_rate, "entropy": 0.9} for h in (1, 2)]
-    return {"layer": layer, "sparsity": sparsity, "null_rate": null_rate, "entropy": 0.9, "js_diversity": js,
-            "js_rows": 300, "js_excluded_rows": 4, "heads": heads}
+    heads = [{"head": h, "sparsity": sparsity, "null_rate": null_rate, "entropy": 0.9, **COUNTS} for h in (1, 2)]
+    return {"layer": layer, "sparsity": sparsity, "null_rate": null_rate, "entropy": 0.9, **COUNTS,
+            "js_diversity": js, "js_rows": 300, "js_excluded_rows": 4, "heads": heads}
 
 
 def stats_json(normalizer: str, sparsity: float, null_rate: float, alpha: dict) -> dict:
     sublayer = {
         "layers": [layer_stats(1, sparsity, null_rate, 0.41), layer_stats(2, sparsity / 2, null_rate / 2, 0.2)],
-        "overall": {"sparsity": sparsity * 0.75, "null_rate": null_rate * 0.75, "entropy": 0.9, "js_diversity": 0.3},
+        "overall": {"sparsity": sparsity * 0.75, "null_rate": null_rate * 0.75, "entropy": 0.9, **COUNTS,
+                    "js_diversity": 0.3},
     }
     return {"checkpoint": "ckpt/checkpoint_best.pt", "sentences": 50, "unknown_pieces": 0,
             "normalizers": {name: normalizer for name in ("encoder", "decoder", "cross")}, "alpha": alpha,
             "sublayers": {name: sublayer for name in ("encoder", "decoder", "cross")}}
 
 
-BASELINE = {
+def baseline_score(aer: float, precision: float, recall: float, links: int, signature: str) -> dict:
+    """One ``results`` entry of baseline.json as ``alignment-eval baseline`` writes it."""
+    return {"aer": aer, "precision": precision, "recall": recall, "f_measure": 2 * precision * recall / (precision + recall),
+            "f_alpha": 0.5, "links": links, "sentences": 50,
+            "counts": {"a": links, "s": 380, "p": 420, "a_and_s": 250, "a_and_p": 270, "sentences": 50},
+            "signature": dict(part.split(":", 1) for part in signature.split("|")), "signature_str": signature}
+
+
+def baseline_json(aligners: dict) -> dict:
+    """baseline.json with ``{aligner: {direction: score}}``."""
+    return {
+        "text": "toy.src-tgt", "gold": "toy.gold", "gold_one_based": False, "possible": "p-includes-s",
+        "lowercase": False, "gold_sentences": 50, "extra_sentences": 0, "symmetrization": "grow-diag-final-and",
+        "link_order": "source-target, 0-based, in every file (reverse runs are flipped)",
+        "alignment_eval_version": "0.1.0",
+        "aligners": {name: {"aligner": name, "implementation": "systran-align-3.5.0", "options": "d,o,v",
+                            "deterministic": True, "training_sentences": 50, "seconds": 0.1, "details": {},
+                            "results": results, "files": {d: f"{name}.{d}.align" for d in results}}
+                     for name, results in aligners.items()},
+    }
+
+
+BASELINE = baseline_json({
     "fast_align": {
-        "forward": {"aer": 0.331, "precision": 0.6, "recall": 0.7, "links": 390, "signature": "gold:toy.gold|sym:none"},
-        "reverse": {"aer": 0.342, "precision": 0.6, "recall": 0.7, "links": 385, "signature": "gold:toy.gold|rev"},
-        "gdfa": {"aer": 0.287, "precision": 0.7, "recall": 0.7, "links": 400, "signature": "gold:toy.gold|sym:gdfa"},
+        "forward": baseline_score(0.331, 0.6, 0.7, 390, "gold:toy.gold|sym:none"),
+        "reverse": baseline_score(0.342, 0.6, 0.7, 385, "gold:toy.gold|dir:reverse"),
+        "gdfa": baseline_score(0.287, 0.7, 0.7, 400, "gold:toy.gold|sym:gdfa"),
     },
-}
+})
 
 
 def write_json(path: Path, value) -> Path:
@@ -141,14 +167,9 @@ def test_runs_with_only_one_json_and_another_method(runs, tmp_path):
 
 def test_baseline_json_of_the_baseline_command(tmp_path):
     """``alignment-eval baseline`` nests the scores under aligners.<name>.results, signatures as objects."""
-    scores = {"aer": 0.086, "precision": 0.904, "recall": 0.923, "f_measure": 0.914, "links": 293,
-              "signature": {"gold": "test.align", "sym": "grow-diag-final-and"},
-              "signature_str": "gold:test.align|sym:grow-diag-final-and"}
-    write_json(tmp_path / "baseline.json", {
-        "text": "test.src-tgt", "gold": "test.align",
-        "aligners": {"fast_align": {"implementation": "systran-align-3.5.0", "files": {"gdfa": "fast_align.gdfa.align"},
-                                    "results": {"gdfa": scores, "forward": {**scores, "aer": 0.08}}}},
-    })
+    gdfa_score = baseline_score(0.086, 0.904, 0.923, 293, "gold:test.align|sym:grow-diag-final-and")
+    document = baseline_json({"fast_align": {"gdfa": gdfa_score, "forward": {**gdfa_score, "aer": 0.08}}})
+    write_json(tmp_path / "baseline.json", document)
     path, aligners = read_baselines(tmp_path)
     assert path == tmp_path / "baseline.json"
     assert list(aligners["fast_align"]) == ["forward", "gdfa"]
@@ -156,6 +177,15 @@ def test_baseline_json_of_the_baseline_command(tmp_path):
     assert gdfa["aer"] == 0.086 and gdfa["signature"] == "gold:test.align|sym:grow-diag-final-and"
     assert gdfa["alignment_file"] == str(tmp_path / "fast_align.gdfa.align")
     assert gdfa_lines(aligners) == [("fast_align gdfa", 0.086)]
+
+
+def test_a_baseline_json_of_another_layout_is_refused_naming_the_field(tmp_path):
+    document = baseline_json({"fast_align": {"gdfa": baseline_score(0.1, 0.9, 0.9, 10, "gold:g|sym:gdfa")}})
+    del document["aligners"]["fast_align"]["results"]["gdfa"]["links"]
+    write_json(tmp_path / "baseline.json", document)
+    with pytest.raises(ValueError, match="aligners.fast_align.results.gdfa: missing field.s. links") as error:
+        read_baselines(tmp_path)
+    assert str(tmp_path / "baseline.json") in str(error.value)
 
 
 def test_report_without_heatmap_does_not_import_torch(runs, tmp_path):
@@ -195,7 +225,7 @@ def _bad_inputs(runs: dict, tmp_path: Path):
         "missing run folder": (["--run", f"x={tmp_path / 'nowhere'}"], f"{tmp_path / 'nowhere'}: run folder not found"),
         "folder without json": (["--run", f"x={tmp_path / 'empty'}"], f"{tmp_path / 'empty'}: holds neither aer.json"),
         "malformed json": (["--run", f"x={malformed.parent}"], f"{malformed}:3: malformed JSON"),
-        "row without aer": (["--run", f"x={no_aer.parent}"], f"{no_aer}: rows[3]: 'aer' must be a number"),
+        "row without aer": (["--run", f"x={no_aer.parent}"], "rows[3]: missing field(s) aer"),
         "run without NAME=": (["--run", str(runs["softmax"])], f"{runs['softmax']}: --run expects NAME=PATH"),
         "empty name": (["--run", f"={runs['softmax']}"], "--run expects NAME=PATH"),
         "duplicate name": (["--run", f"a={runs['softmax']}", "--run", f"a={runs['softmax']}"], "given twice"),

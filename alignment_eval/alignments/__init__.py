@@ -6,6 +6,7 @@ else of ``alignment_eval``: every other subpackage builds on this one.
 """
 
 from .aer import (
+    AER,
     DEFAULT_F_ALPHA,
     AERCounts,
     AERResult,
@@ -37,6 +38,7 @@ from .version import __version__
 
 __all__ = [
     "__version__",
+    "AER",
     "AERCounts",
     "AERResult",
     "AlignmentInputError",

@@ -33,6 +33,7 @@ from .io import GoldAlignment, Link, PathLike, read_alignments, read_gold_alignm
 from .signature import POSSIBLE_MODES, Signature
 
 __all__ = [
+    "AER",
     "AERCounts",
     "AERResult",
     "count_links",
@@ -189,6 +190,45 @@ def apply_possible_mode(gold: Sequence[GoldAlignment], mode: str) -> list[GoldAl
     return list(gold)
 
 
+@dataclass(frozen=True, eq=False)
+class AER:
+    """The AER metric object: a gold set and the settings that score against it, fixed once.
+
+    As with sacreBLEU's ``BLEU``, :meth:`score` returns an :class:`AERResult` whose signature is
+    :meth:`signature`: derived from this object's settings plus the hypothesis's provenance
+    (``layer``, ``head``, ``method``, ``shift``, ``subword``, ``symmetrization`` and any extra
+    ``key=value``), so no caller assembles a signature by hand. ``gold`` is 0-based
+    ``(source, target)``; ``gold_name``/``gold_one_based``/``reverse_gold`` say how it was read.
+    """
+
+    gold: Sequence[GoldAlignment]
+    gold_name: str
+    gold_one_based: bool = False
+    reverse_gold: bool = False
+    possible: str = "p-includes-s"
+    f_alpha: float = DEFAULT_F_ALPHA
+
+    def __post_init__(self) -> None:
+        # S and P as the possible-link mode defines them (raises on an unknown mode)
+        object.__setattr__(self, "_scored_gold", apply_possible_mode(self.gold, self.possible))
+
+    def signature(self, *, hyp_one_based: bool = False, reverse_hyp: bool = False, layer: Optional[int] = None,
+                  head: Optional[int | str] = None, method: Optional[str] = None,
+                  shift: Optional[bool | int] = None, subword: Optional[str] = None,
+                  symmetrization: Optional[str] = None, **extra: Any) -> Signature:
+        """The signature of a hypothesis scored by this object (``extra`` keys go before ``version``)."""
+        signature = Signature.for_aer(
+            self.gold_name, gold_one_based=self.gold_one_based, hyp_one_based=hyp_one_based,
+            reverse_gold=self.reverse_gold, reverse_hyp=reverse_hyp, possible=self.possible,
+            layer=layer, head=head, method=method, shift=shift, subword=subword, symmetrization=symmetrization,
+        )
+        return signature.with_items(**extra) if extra else signature
+
+    def score(self, hyp: Sequence[Iterable[Link]], **provenance: Any) -> AERResult:
+        """Score ``hyp`` (0-based links, one set per gold sentence); ``provenance`` goes into the signature."""
+        return score_alignments(self._scored_gold, hyp, f_alpha=self.f_alpha, signature=self.signature(**provenance))
+
+
 def evaluate_files(
     gold_path: PathLike,
     hyp_path: PathLike,
@@ -223,13 +263,6 @@ def evaluate_files(
         expect_lines=len(gold),
         expect_lines_from=gold_path,
     )
-    signature = Signature.for_aer(
-        Path(gold_path).name,
-        gold_one_based=gold_one_based,
-        hyp_one_based=hyp_one_based,
-        reverse_gold=reverse_gold,
-        reverse_hyp=reverse_hyp,
-        possible=possible,
-        **(signature_extra or {}),
-    )
-    return score_alignments(apply_possible_mode(gold, possible), hyp, f_alpha=f_alpha, signature=signature)
+    metric = AER(gold, Path(gold_path).name, gold_one_based=gold_one_based, reverse_gold=reverse_gold,
+                 possible=possible, f_alpha=f_alpha)
+    return metric.score(hyp, hyp_one_based=hyp_one_based, reverse_hyp=reverse_hyp, **(signature_extra or {}))

@@ -20,17 +20,18 @@ Measures (Zhang, Titov & Sennrich 2021, Sec. 5; Correia et al. 2019, Sec. 5.2):
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 
-from nmt_common.files import atomic_write_text, write_json
+from nmt_common.files import atomic_write_text, json_text
 from nmt_common.markdown import markdown_table
+from nmt_common.records import to_json
 
 from ..alignments.io import read_parallel_text
+from ..alignments.records import HeadStats, LayerStats, OverallStats, StatsReport, SublayerStats
 from .extract import add_model_arguments, load_from_args
 from .model_attention import encode_pairs, record_pairs
 
@@ -142,7 +143,7 @@ class SublayerStatistics:
             total.js_rows += counts.js_rows
             total.js_excluded_rows += counts.js_excluded_rows
 
-    def summary(self) -> dict:
+    def summary(self) -> SublayerStats:
         layers = []
         overall = HeadCounts()
         js_sum, js_rows = 0.0, 0
@@ -153,21 +154,22 @@ class SublayerStatistics:
             overall.add(layer_total)
             js_sum += layer.js_sum
             js_rows += layer.js_rows
-            layers.append({
-                "layer": number,
+            layers.append(LayerStats(
+                layer=number,
                 **layer_total.summary(),
-                "js_diversity": layer.js_sum / layer.js_rows if layer.js_rows else None,
-                "js_rows": layer.js_rows,
-                "js_excluded_rows": layer.js_excluded_rows,
-                "heads": [{"head": h, **head.summary()} for h, head in enumerate(layer.heads, start=1)],
-            })
-        return {
-            "layers": layers,
-            "overall": {**overall.summary(), "js_diversity": js_sum / js_rows if js_rows else None},
-        }
+                js_diversity=layer.js_sum / layer.js_rows if layer.js_rows else None,
+                js_rows=layer.js_rows,
+                js_excluded_rows=layer.js_excluded_rows,
+                heads=[HeadStats(head=h, **head.summary()) for h, head in enumerate(layer.heads, start=1)],
+            ))
+        return SublayerStats(
+            layers=layers,
+            overall=OverallStats(**overall.summary(), js_diversity=js_sum / js_rows if js_rows else None),
+        )
 
 
-def attention_statistics(loaded, pairs, *, reverse: bool = False, batch_size: int = 32) -> dict:
+def attention_statistics(loaded, pairs, *, reverse: bool = False, batch_size: int = 32,
+                         text: Optional[str] = None) -> StatsReport:
     """Statistics of every sublayer of ``loaded`` (see :func:`~alignment_eval.analysis.model_attention.load_model`)."""
     encoded = encode_pairs(loaded, pairs, reverse=reverse)
     per_sublayer = {name: SublayerStatistics(name) for name in ("encoder", "decoder", "cross")}
@@ -179,34 +181,35 @@ def attention_statistics(loaded, pairs, *, reverse: bool = False, batch_size: in
     normalizers = {}
     for sublayer, _, module in model.attention_modules():
         normalizers.setdefault(sublayer, module.normalizer)
-    return {
-        "checkpoint": loaded.checkpoint,
-        "sentences": len(pairs),
-        "unknown_pieces": sum(p.unknown_pieces for p in encoded),
-        "normalizers": normalizers,
-        "alpha": model.learned_alphas(),
-        "sublayers": {name: stats.summary() for name, stats in per_sublayer.items()},
-    }
+    return StatsReport(
+        checkpoint=str(loaded.checkpoint),
+        sentences=len(pairs),
+        unknown_pieces=sum(p.unknown_pieces for p in encoded),
+        normalizers=normalizers,
+        alpha=model.learned_alphas(),
+        sublayers={name: stats.summary() for name, stats in per_sublayer.items()},
+        text=text,
+    )
 
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
-def markdown_report(statistics: dict) -> str:
-    lines = [f"# Attention statistics of {statistics['checkpoint']}", "",
-             f"{statistics['sentences']} sentence pairs, teacher forcing.", ""]
+def markdown_report(statistics: StatsReport) -> str:
+    lines = [f"# Attention statistics of {statistics.checkpoint}", "",
+             f"{statistics.sentences} sentence pairs, teacher forcing.", ""]
     rows = []
-    for name, summary in statistics["sublayers"].items():
-        normalizer = statistics["normalizers"].get(name, "?")
-        for layer in [*summary["layers"], {**summary["overall"], "layer": "all"}]:
-            rows.append([SUBLAYER_NAMES[name], normalizer, layer["layer"], _fmt(layer["sparsity"]),
-                         _fmt(layer["null_rate"]), _fmt(layer["entropy"]), _fmt(layer["js_diversity"])])
+    for name, summary in statistics.sublayers.items():
+        normalizer = statistics.normalizers.get(name, "?")
+        for label, layer in [*((layer.layer, layer) for layer in summary.layers), ("all", summary.overall)]:
+            rows.append([SUBLAYER_NAMES[name], normalizer, label, _fmt(layer.sparsity),
+                         _fmt(layer.null_rate), _fmt(layer.entropy), _fmt(layer.js_diversity)])
     header = ["sublayer", "normalizer", "layer", "sparsity", "null rate", "entropy", "JS diversity"]
     lines += markdown_table(header, rows).split("\n")
-    if statistics["alpha"]:
+    if statistics.alpha:
         lines += ["", "Learned alpha per head:", ""]
-        lines += [f"- {name}: " + ", ".join(f"{a:.3f}" for a in alphas) for name, alphas in statistics["alpha"].items()]
+        lines += [f"- {name}: " + ", ".join(f"{a:.3f}" for a in alphas) for name, alphas in statistics.alpha.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -224,12 +227,12 @@ def add_command(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     pairs = read_parallel_text(args.text)
-    statistics = attention_statistics(load_from_args(args), pairs, reverse=args.reverse, batch_size=args.batch_size)
-    statistics["text"] = str(args.text)
+    statistics = attention_statistics(load_from_args(args), pairs, reverse=args.reverse, batch_size=args.batch_size,
+                                      text=str(args.text))
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "stats.json", statistics, indent=1)
+    statistics.write(out_dir / "stats.json")
     report = markdown_report(statistics)
     atomic_write_text(out_dir / "stats.md", report)
-    print(json.dumps(statistics, indent=1) if args.json else report, end="")
+    print(json_text(to_json(statistics), indent=1) if args.json else report, end="")
     return 0

@@ -10,7 +10,6 @@ in file names and reports (layer 1 = the first decoder layer).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,10 +17,11 @@ from typing import Dict, List, Sequence, Set, Union
 
 import numpy as np
 
-from nmt_common.files import atomic_write_text, write_json
+from nmt_common.files import atomic_write_text, json_text
 from nmt_common.markdown import markdown_table as common_markdown_table
+from nmt_common.records import to_json
 
-from ..alignments.aer import score_alignments
+from ..alignments.aer import AER
 from ..alignments.induce import DEFAULT_THRESHOLD, METHODS, SUBWORD_RULES, target_rows, word_links_batch
 from ..alignments.io import (
     Link,
@@ -31,7 +31,7 @@ from ..alignments.io import (
     read_parallel_text,
     write_alignments,
 )
-from ..alignments.signature import Signature
+from ..alignments.records import AerReport, AerRow, best_rows
 from .model_attention import encode_pairs, load_model, record_pairs
 
 Head = Union[int, str]  # 1-based head number or "avg"
@@ -97,49 +97,28 @@ def extract_alignments(
 
 def score_table(
     alignments: Dict[AlignmentKey, List[Set[Link]]],
-    gold,
+    metric: AER,
     *,
-    gold_name: str,
-    gold_one_based: bool,
     rule: str,
-    possible: str = "p-includes-s",
-) -> List[dict]:
-    """One row per alignment key: AER, precision, recall, F, links and the signature."""
-    rows = []
-    for key, hypothesis in alignments.items():
-        signature = Signature.for_aer(
-            gold_name, gold_one_based=gold_one_based, hyp_one_based=False, possible=possible,
-            layer=key.layer, head=key.head, method=key.method, shift=key.shift, subword=rule,
+) -> List[AerRow]:
+    """One ``aer.json`` row per alignment key, scored by ``metric`` (whose signature each row carries)."""
+    return [
+        AerRow.from_result(
+            metric.score(hypothesis, layer=key.layer, head=key.head, method=key.method, shift=key.shift, subword=rule),
+            layer=key.layer, head=key.head, method=key.method, shift=key.shift, file=key.file_name,
         )
-        result = score_alignments(gold, hypothesis, signature=signature)
-        rows.append({
-            "layer": key.layer, "head": key.head, "method": key.method, "shift": key.shift,
-            "aer": result.aer, "precision": result.precision, "recall": result.recall,
-            "f_measure": result.f_measure, "links": result.links, "file": key.file_name,
-            "signature": str(signature),
-        })
-    return rows
+        for key, hypothesis in alignments.items()
+    ]
 
 
-def best_rows(rows: Sequence[dict]) -> Dict[str, dict]:
-    """Lowest-AER row per (method, shift), over single heads and over head averages."""
-    best: Dict[str, dict] = {}
-    for row in rows:
-        kind = "avg" if row["head"] == "avg" else "best-head"
-        name = f"{row['method']}.{'shift' if row['shift'] else 'normal'}.{kind}"
-        if name not in best or row["aer"] < best[name]["aer"]:
-            best[name] = row
-    return dict(sorted(best.items()))
-
-
-def markdown_table(rows: Sequence[dict], best: Dict[str, dict]) -> str:
+def markdown_table(best: Dict[str, AerRow]) -> str:
     """The best rows as a Markdown table (:func:`nmt_common.markdown.markdown_table`), with a final newline."""
     header = ["method", "attention", "heads", "best layer", "best head", "AER", "precision", "recall"]
     table = []
     for name, row in best.items():
         method, shift, kind = name.split(".")
-        table.append([method, shift, "average" if kind == "avg" else "best head", row["layer"], row["head"],
-                      f"{row['aer']:.3f}", f"{row['precision']:.3f}", f"{row['recall']:.3f}"])
+        table.append([method, shift, "average" if kind == "avg" else "best head", row.layer, row.head,
+                      f"{row.aer:.3f}", f"{row.precision:.3f}", f"{row.recall:.3f}"])
     return common_markdown_table(header, table) + "\n"
 
 
@@ -204,16 +183,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {len(alignments)} alignment files to {out_dir / 'alignments'}", file=sys.stderr)
     if gold is None:
         return 0
-    rows = score_table(alignments, gold, gold_name=Path(args.gold).name, gold_one_based=args.gold_one_based,
-                       rule=args.subword_rule)
-    best = best_rows(rows)
-    report = {
-        "checkpoint": str(args.checkpoint), "text": str(args.text), "gold": str(args.gold),
-        "reverse": args.reverse, "subword_rule": args.subword_rule, "threshold": args.threshold,
-        "sentences": len(pairs), "rows": rows, "best": best,
-    }
-    write_json(out_dir / "aer.json", report, indent=1)
-    table = markdown_table(rows, best)
+    metric = AER(gold, Path(args.gold).name, gold_one_based=args.gold_one_based)
+    rows = score_table(alignments, metric, rule=args.subword_rule)
+    report = AerReport(
+        checkpoint=str(args.checkpoint), text=str(args.text), gold=str(args.gold), reverse=args.reverse,
+        subword_rule=args.subword_rule, threshold=args.threshold, sentences=len(pairs), rows=rows,
+        best=best_rows(rows),
+    )
+    report.write(out_dir / "aer.json")
+    table = markdown_table(report.best)
     atomic_write_text(out_dir / "aer.md", f"# AER of {args.checkpoint} on {args.gold}\n\n{table}")
-    print(json.dumps(best, indent=1) if args.json else table, end="")
+    print(json_text(to_json(report.best), indent=1) if args.json else table, end="")
     return 0

@@ -13,13 +13,11 @@ The figures are drawn by :mod:`.figures`.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -30,9 +28,11 @@ from ..alignments.command_line import print_message
 from ..alignments.errors import AlignmentInputError
 from ..alignments.induce import METHODS
 from ..alignments.io import read_parallel_text
+from ..alignments.records import (
+    AerReport, AerRow, BaselineReport, LayerStats, OverallStats, StatsReport, best_rows,
+)
 from ..alignments.version import __version__
 from .attention_stats import SUBLAYER_NAMES
-from .extract import best_rows
 from .figures import (
     ATTENTIONS,
     NULL_MARK,
@@ -79,9 +79,9 @@ class RunInputs:
     name: str
     directory: Path
     aer_path: Optional[Path]
-    aer: Optional[dict]
+    aer: Optional[AerReport]
     stats_path: Optional[Path]
-    stats: Optional[dict]
+    stats: Optional[StatsReport]
 
 
 # --- reading and checking the inputs ------------------------------------------------------
@@ -96,67 +96,8 @@ def parse_named_path(spec: str, option: str) -> Tuple[str, Path]:
     return name, Path(path)
 
 
-def read_json_object(path: Path) -> dict:
-    """Parse a JSON file whose top level is an object; errors name the file and line."""
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise AlignmentInputError(path, data.count(b"\n", 0, exc.start) + 1, "invalid UTF-8") from None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise AlignmentInputError(path, exc.lineno, f"malformed JSON: {exc.msg} (column {exc.colno})") from None
-    if not isinstance(value, dict):
-        raise AlignmentInputError(path, None, f"expected a JSON object at the top level, found {type(value).__name__}")
-    return value
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_aer(path: Path, aer: dict) -> None:
-    rows = aer.get("rows")
-    if not isinstance(rows, list) or not rows:
-        raise AlignmentInputError(path, None, "no 'rows' list: is this the aer.json of 'alignment-eval extract --gold'?")
-    for index, row in enumerate(rows):
-        where = f"rows[{index}]"
-        if not isinstance(row, dict):
-            raise AlignmentInputError(path, None, f"{where} is not an object")
-        if not isinstance(row.get("layer"), int) or isinstance(row.get("layer"), bool) or row["layer"] < 1:
-            raise AlignmentInputError(path, None, f"{where}: 'layer' must be a 1-based integer")
-        head = row.get("head")
-        if head != "avg" and (not isinstance(head, int) or isinstance(head, bool) or head < 1):
-            raise AlignmentInputError(path, None, f"{where}: 'head' must be a 1-based integer or \"avg\"")
-        if not isinstance(row.get("method"), str) or not isinstance(row.get("shift"), bool):
-            raise AlignmentInputError(path, None, f"{where}: needs a string 'method' and a boolean 'shift'")
-        for key in ("aer", "precision", "recall"):
-            if not _is_number(row.get(key)):
-                raise AlignmentInputError(path, None, f"{where}: '{key}' must be a number")
-
-
-def _check_stats(path: Path, stats: dict) -> None:
-    sublayers = stats.get("sublayers")
-    if not isinstance(sublayers, dict) or not sublayers:
-        raise AlignmentInputError(path, None, "no 'sublayers' object: is this the stats.json of 'alignment-eval stats'?")
-    for name, summary in sublayers.items():
-        layers = summary.get("layers") if isinstance(summary, dict) else None
-        if not isinstance(layers, list) or not isinstance(summary.get("overall"), dict):
-            raise AlignmentInputError(path, None, f"sublayers.{name} needs a 'layers' list and an 'overall' object")
-        for index, layer in enumerate([*layers, summary["overall"]]):
-            where = f"sublayers.{name}." + (f"layers[{index}]" if index < len(layers) else "overall")
-            if not isinstance(layer, dict):
-                raise AlignmentInputError(path, None, f"{where} is not an object")
-            for key in ("sparsity", "null_rate", "entropy"):
-                if not _is_number(layer.get(key)):
-                    raise AlignmentInputError(path, None, f"{where}: '{key}' must be a number")
-            if layer.get("js_diversity") is not None and not _is_number(layer["js_diversity"]):
-                raise AlignmentInputError(path, None, f"{where}: 'js_diversity' must be a number or null")
-
-
 def read_run(name: str, directory: Path) -> RunInputs:
-    """Read and check ``aer.json`` / ``stats.json`` of one run folder (at least one must exist)."""
+    """Read ``aer.json`` / ``stats.json`` of one run folder (at least one must exist) through their schemas."""
     if not directory.is_dir():
         reason = "is a file, not a run folder" if directory.exists() else "run folder not found"
         raise AlignmentInputError(directory, None, f"{reason} (--run {name}=...)")
@@ -165,86 +106,54 @@ def read_run(name: str, directory: Path) -> RunInputs:
         raise AlignmentInputError(
             directory, None, f"holds neither {AER_FILE} (alignment-eval extract --gold) nor {STATS_FILE} (alignment-eval stats)"
         )
-    aer = stats = None
-    if aer_path.is_file():
-        aer = read_json_object(aer_path)
-        _check_aer(aer_path, aer)
-    if stats_path.is_file():
-        stats = read_json_object(stats_path)
-        _check_stats(stats_path, stats)
-    return RunInputs(
-        name, directory, aer_path if aer is not None else None, aer, stats_path if stats is not None else None, stats
-    )
-
-
-def _signature_text(scores: dict) -> Optional[str]:
-    """The rendered signature of a baseline score (a string, or a key -> value object)."""
-    if isinstance(scores.get("signature_str"), str):
-        return scores["signature_str"]
-    signature = scores.get("signature")
-    if isinstance(signature, dict):
-        return "|".join(f"{key}:{value}" for key, value in signature.items())
-    return signature if isinstance(signature, str) else None
+    aer = AerReport.read(aer_path) if aer_path.is_file() else None
+    stats = StatsReport.read(stats_path) if stats_path.is_file() else None
+    return RunInputs(name, directory, aer_path if aer else None, aer, stats_path if stats else None, stats)
 
 
 def read_baselines(location: Path) -> Tuple[Path, Dict[str, Dict[str, dict]]]:
-    """``{aligner: {direction: scores}}`` from ``baseline.json`` (``location`` is the file or its folder).
-
-    Accepts ``alignment-eval baseline``'s layout (``aligners.<name>.results.<direction>``) and
-    the plain ``{aligner: {direction: {aer, ...}}}``; entries without a numeric ``aer`` are skipped.
-    """
+    """``{aligner: {direction: scores}}`` from ``baseline.json`` (``location`` is the file or its folder)."""
     path = location / BASELINE_FILE if location.is_dir() else location
     if not path.is_file():
         raise AlignmentInputError(path, None, "baseline file not found (alignment-eval baseline writes it)")
-    document = read_json_object(path)
-    if isinstance(document.get("aligners"), dict):
-        document = document["aligners"]
+    report = BaselineReport.read(path)
     order = {name: i for i, name in enumerate(BASELINE_DIRECTION_ORDER)}
     aligners: Dict[str, Dict[str, dict]] = {}
-    for aligner, entry in document.items():
-        if not isinstance(entry, dict):
-            continue
-        directions = entry["results"] if isinstance(entry.get("results"), dict) else entry
-        files = entry.get("files") if isinstance(entry.get("files"), dict) else {}
+    for aligner, entry in report.aligners.items():
         scored = {}
-        for direction, scores in sorted(directions.items(), key=lambda item: order.get(item[0], len(order))):
-            if not isinstance(scores, dict) or not _is_number(scores.get("aer")):
-                continue
-            scored[direction] = {key: scores.get(key) for key in ("aer", "precision", "recall", "f_measure", "links")}
-            scored[direction]["signature"] = _signature_text(scores)
-            if isinstance(files.get(direction), str):
-                scored[direction]["alignment_file"] = str(path.parent / files[direction])
-        if scored:
-            aligners[aligner] = scored
-    if not aligners:
-        raise AlignmentInputError(path, None, "no aligner with an 'aer' score (expected {aligner: {direction: {aer, ...}}})")
+        for direction, score in sorted(entry.results.items(), key=lambda item: order.get(item[0], len(order))):
+            scored[direction] = {"aer": score.aer, "precision": score.precision, "recall": score.recall,
+                                 "f_measure": score.f_measure, "links": score.links, "signature": score.signature_str}
+            if direction in entry.files:
+                scored[direction]["alignment_file"] = str(path.parent / entry.files[direction])
+        aligners[aligner] = scored
     return path, aligners
 
 
 # --- summaries --------------------------------------------------------------------------
 
 
-def _aer_point(row: dict, run: RunInputs) -> dict:
-    point = {key: row.get(key) for key in ("layer", "head", "aer", "precision", "recall", "f_measure", "links")}
-    point["signature"] = row.get("signature")
-    if row.get("file"):
-        point["alignment_file"] = str(run.directory / "alignments" / row["file"])
+def _aer_point(row: AerRow, run: RunInputs) -> dict:
+    point = {"layer": row.layer, "head": row.head, "aer": row.aer, "precision": row.precision, "recall": row.recall,
+             "f_measure": row.f_measure, "links": row.links, "signature": row.signature}
+    if row.file:
+        point["alignment_file"] = str(run.directory / "alignments" / row.file)
     return point
 
 
 def aer_per_layer(run: RunInputs, method: str) -> Dict[str, List[dict]]:
     """Per attention ("normal"/"shift"): for each decoder layer, its best single head and the head average."""
     curves: Dict[str, List[dict]] = {}
-    rows = run.aer["rows"] if run.aer else []
+    rows = run.aer.rows if run.aer else []
     for attention, shift in ATTENTIONS:
         by_layer: Dict[int, dict] = {}
         for row in rows:
-            if row["method"] != method or row["shift"] != shift:
+            if row.method != method or row.shift != shift:
                 continue
-            entry = by_layer.setdefault(row["layer"], {"layer": row["layer"], "best_head": None, "average": None})
-            if row["head"] == "avg":
+            entry = by_layer.setdefault(row.layer, {"layer": row.layer, "best_head": None, "average": None})
+            if row.head == "avg":
                 entry["average"] = _aer_point(row, run)
-            elif entry["best_head"] is None or row["aer"] < entry["best_head"]["aer"]:
+            elif entry["best_head"] is None or row.aer < entry["best_head"]["aer"]:
                 entry["best_head"] = _aer_point(row, run)
         curves[attention] = [by_layer[layer] for layer in sorted(by_layer)]
     return curves
@@ -254,17 +163,16 @@ def best_aer(run: RunInputs) -> Dict[str, dict]:
     """Lowest AER per method, attention and head kind (``argmax.normal.best-head`` ...)."""
     if not run.aer:
         return {}
-    return {name: _aer_point(row, run) for name, row in best_rows(run.aer["rows"]).items()}
+    return {name: _aer_point(row, run) for name, row in best_rows(run.aer.rows).items()}
 
 
-def _layer_stats(layer: dict) -> dict:
-    kept = {key: layer.get(key) for key in ("sparsity", "null_rate", "entropy", "js_diversity", "js_excluded_rows")}
-    if isinstance(layer.get("heads"), list):
-        kept["heads"] = len(layer["heads"])
-        kept["per_head"] = [
-            {key: head.get(key) for key in ("head", "sparsity", "null_rate", "entropy")}
-            for head in layer["heads"] if isinstance(head, dict)
-        ]
+def _layer_stats(layer: Union[LayerStats, OverallStats]) -> dict:
+    kept = {"sparsity": layer.sparsity, "null_rate": layer.null_rate, "entropy": layer.entropy,
+            "js_diversity": layer.js_diversity, "js_excluded_rows": getattr(layer, "js_excluded_rows", None)}
+    if isinstance(layer, LayerStats):
+        kept["heads"] = len(layer.heads)
+        kept["per_head"] = [{"head": head.head, "sparsity": head.sparsity, "null_rate": head.null_rate,
+                             "entropy": head.entropy} for head in layer.heads]
     return kept
 
 
@@ -273,33 +181,27 @@ def attention_summary(run: RunInputs) -> Optional[dict]:
     if not run.stats:
         return None
     sublayers = {}
-    for name, summary in run.stats["sublayers"].items():
-        layers = [{"layer": layer.get("layer", i), **_layer_stats(layer)}
-                  for i, layer in enumerate(summary["layers"], start=1)]
-        overall = _layer_stats(summary["overall"])
-        if overall["js_excluded_rows"] is None and all(isinstance(l["js_excluded_rows"], int) for l in layers):
-            overall["js_excluded_rows"] = sum(layer["js_excluded_rows"] for layer in layers)
-        sublayers[name] = {
-            "normalizer": (run.stats.get("normalizers") or {}).get(name),
-            "overall": overall,
-            "layers": layers,
-        }
-    return {"sublayers": sublayers, "alpha": run.stats.get("alpha") or {}}
+    for name, summary in run.stats.sublayers.items():
+        layers = [{"layer": layer.layer, **_layer_stats(layer)} for layer in summary.layers]
+        overall = _layer_stats(summary.overall)
+        overall["js_excluded_rows"] = sum(layer.js_excluded_rows for layer in summary.layers)
+        sublayers[name] = {"normalizer": run.stats.normalizers.get(name), "overall": overall, "layers": layers}
+    return {"sublayers": sublayers, "alpha": run.stats.alpha}
 
 
 def _run_summary(run: RunInputs, method: str) -> dict:
-    aer, stats = run.aer or {}, run.stats or {}
+    aer, stats = run.aer, run.stats
     return {
         "directory": str(run.directory),
         "aer_file": str(run.aer_path) if run.aer_path else None,
         "stats_file": str(run.stats_path) if run.stats_path else None,
-        "checkpoint": aer.get("checkpoint") or stats.get("checkpoint"),
-        "text": aer.get("text") or stats.get("text"),
-        "gold": aer.get("gold"),
-        "sentences": aer.get("sentences", stats.get("sentences")),
-        "reverse": aer.get("reverse"),
-        "subword_rule": aer.get("subword_rule"),
-        "threshold": aer.get("threshold"),
+        "checkpoint": aer.checkpoint if aer else stats.checkpoint,
+        "text": aer.text if aer else stats.text,
+        "gold": aer.gold if aer else None,
+        "sentences": aer.sentences if aer else stats.sentences,
+        "reverse": aer.reverse if aer else None,
+        "subword_rule": aer.subword_rule if aer else None,
+        "threshold": aer.threshold if aer else None,
         "best": best_aer(run),
         "aer_per_layer": aer_per_layer(run, method) if run.aer else None,
         "attention": attention_summary(run),

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from nmt_common.records import to_json
+
 from ..alignments.command_line import EXIT_INPUT_ERROR, print_message
 from ..alignments.io import read_gold_alignments, read_parallel_text
 from ..alignments.signature import POSSIBLE_MODES
@@ -111,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out_dir:
         write_baseline_outputs(args.out_dir, results, report, markdown)
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(json.dumps(to_json(report), ensure_ascii=False))
     else:
         sys.stdout.write(markdown)
     return 0

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
-from nmt_common.files import atomic_write_text, write_json
+from nmt_common.files import atomic_write_text
+from nmt_common.markdown import markdown_table
 
 from ..alignments.io import PathLike, write_alignments
+from ..alignments.records import BaselineReport
 from ..alignments.version import __version__
 from .scoring import DIRECTIONS, SYMMETRIZATION, AlignerBaseline
 
@@ -35,46 +37,37 @@ def baseline_report(
     possible: str,
     gold_sentences: int,
     extra_sentences: int,
-) -> dict[str, Any]:
-    """The ``baseline.json`` object."""
-    return {
-        "text": text,
-        "gold": gold,
-        "gold_one_based": gold_one_based,
-        "possible": possible,
-        "lowercase": lowercase,
-        "gold_sentences": gold_sentences,
-        "extra_sentences": extra_sentences,
-        "symmetrization": SYMMETRIZATION,
-        "link_order": "source-target, 0-based, in every file (reverse runs are flipped)",
-        "alignment_eval_version": __version__,
-        "aligners": {
-            name: {
-                **baseline.as_dict(),
-                "files": {direction: alignment_file_name(name, direction) for direction in DIRECTIONS},
-            }
+) -> BaselineReport:
+    """The ``baseline.json`` record."""
+    return BaselineReport(
+        text=text,
+        gold=gold,
+        gold_one_based=gold_one_based,
+        possible=possible,
+        lowercase=lowercase,
+        gold_sentences=gold_sentences,
+        extra_sentences=extra_sentences,
+        symmetrization=SYMMETRIZATION,
+        link_order="source-target, 0-based, in every file (reverse runs are flipped)",
+        alignment_eval_version=__version__,
+        aligners={
+            name: baseline.entry({direction: alignment_file_name(name, direction) for direction in DIRECTIONS})
             for name, baseline in results.items()
         },
-    }
+    )
 
 
 def baseline_markdown(results: Mapping[str, AlignerBaseline], *, title: str) -> str:
     """A Markdown table (AER, precision, recall in %, F, links) followed by the signatures."""
-    lines = [
-        f"## {title}",
-        "",
-        "| aligner | run | AER % | precision % | recall % | F | links |",
-        "|---|---|---:|---:|---:|---:|---:|",
-    ]
-    signatures = []
+    rows, signatures = [], []
     for name, baseline in results.items():
         for direction in DIRECTIONS:
             score = baseline.scores[direction]
-            lines.append(
-                f"| {name} | {_DIRECTION_LABELS[direction]} | {score.aer * 100:.1f} | "
-                f"{score.precision * 100:.1f} | {score.recall * 100:.1f} | {score.f_measure:.3f} | {score.links} |"
-            )
+            rows.append([name, _DIRECTION_LABELS[direction], f"{score.aer * 100:.1f}", f"{score.precision * 100:.1f}",
+                         f"{score.recall * 100:.1f}", f"{score.f_measure:.3f}", score.links])
             signatures.append(f"- `{score.signature}`")
+    table = markdown_table(["aligner", "run", "AER %", "precision %", "recall %", "F", "links"], rows,
+                           align=["left", "left"] + ["right"] * 5)
     notes = []
     for name, baseline in results.items():
         note = f"- {name}: {baseline.run.implementation}, {baseline.run.training_sentences} training pairs, "
@@ -83,11 +76,11 @@ def baseline_markdown(results: Mapping[str, AlignerBaseline], *, title: str) -> 
         if tension:
             note += f", trained diagonal tension {tension['forward']:g} (forward) / {tension['reverse']:g} (reverse)"
         notes.append(note)
-    return "\n".join(lines + ["", *notes, "", "Signatures:", "", *signatures]) + "\n"
+    return "\n".join([f"## {title}", "", table, "", *notes, "", "Signatures:", "", *signatures]) + "\n"
 
 
 def write_baseline_outputs(
-    out_dir: PathLike, results: Mapping[str, AlignerBaseline], report: Mapping[str, Any], markdown: str
+    out_dir: PathLike, results: Mapping[str, AlignerBaseline], report: BaselineReport, markdown: str
 ) -> list[Path]:
     """Write the alignment files, ``baseline.json`` and ``baseline.md`` atomically; returns the paths."""
     folder = Path(out_dir)
@@ -99,6 +92,6 @@ def write_baseline_outputs(
             write_alignments(path, baseline.links(direction))
             written.append(path)
     json_path, markdown_path = folder / "baseline.json", folder / "baseline.md"
-    write_json(json_path, report, indent=2)
+    report.write(json_path, indent=2)
     atomic_write_text(markdown_path, markdown)
     return written + [json_path, markdown_path]

@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
-from ..alignments.aer import AERResult, apply_possible_mode, score_alignments
+from ..alignments.aer import AER, AERResult
 from ..alignments.io import GoldAlignment, Link, SentencePair
-from ..alignments.signature import POSSIBLE_MODES, Signature
+from ..alignments.records import AlignerEntry, BaselineScore
 from ..alignments.symmetrize import symmetrize
 from .aligners import ALIGNERS, AlignerRun, check_aligner, run_aligner
 from .options import EflomalOptions, FastAlignOptions
@@ -45,46 +45,32 @@ class AlignerBaseline:
             return self.gdfa
         raise ValueError(f"unknown direction {direction!r}; choose from {', '.join(DIRECTIONS)}")
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready summary (no links): implementation, options, timing and the three scores."""
-        return {
-            "aligner": self.run.aligner,
-            "implementation": self.run.implementation,
-            "options": self.run.options,
-            "deterministic": self.run.deterministic,
-            "training_sentences": self.run.training_sentences,
-            "seconds": round(self.run.seconds, 3),
-            "details": self.run.details,
-            "results": {direction: self.scores[direction].as_dict() for direction in DIRECTIONS},
-        }
+    def entry(self, files: dict[str, str]) -> AlignerEntry:
+        """This aligner's ``baseline.json`` entry (no links): how it ran, its three scores and ``files``."""
+        return AlignerEntry(
+            aligner=self.run.aligner,
+            implementation=self.run.implementation,
+            options=self.run.options,
+            deterministic=self.run.deterministic,
+            training_sentences=self.run.training_sentences,
+            seconds=round(self.run.seconds, 3),
+            details=self.run.details,
+            results={direction: BaselineScore.from_result(self.scores[direction]) for direction in DIRECTIONS},
+            files=files,
+        )
 
 
-def _signature(
-    run: AlignerRun,
-    direction: str,
-    *,
-    gold_name: str,
-    gold_one_based: bool,
-    possible: str,
-    lowercase: bool,
-) -> Signature:
-    base = Signature.for_aer(
-        gold_name,
-        gold_one_based=gold_one_based,
-        hyp_one_based=False,
-        possible=possible,
-        symmetrization=SYMMETRIZATION if direction == "gdfa" else "none",
-    )
-    return base.with_items(
-        **{
-            "aligner": run.aligner,
-            "impl": run.implementation,
-            "dir": "both" if direction == "gdfa" else direction,
-            "lc": lowercase,
-            "train": run.training_sentences,
-            "opts": run.options,
-        }
-    )
+def _provenance(run: AlignerRun, direction: str, *, lowercase: bool) -> dict[str, Any]:
+    """What an aligner's links went through, for the AER metric object's signature."""
+    return {
+        "symmetrization": SYMMETRIZATION if direction == "gdfa" else "none",
+        "aligner": run.aligner,
+        "impl": run.implementation,
+        "dir": "both" if direction == "gdfa" else direction,
+        "lc": lowercase,
+        "train": run.training_sentences,
+        "opts": run.options,
+    }
 
 
 def run_baseline(
@@ -109,13 +95,11 @@ def run_baseline(
     """
     if len(pairs) != len(gold):
         raise ValueError(f"{len(pairs)} sentence pairs but {len(gold)} gold alignments")
-    if possible not in POSSIBLE_MODES:
-        raise ValueError(f"unknown possible-link mode {possible!r}; choose from {sorted(POSSIBLE_MODES)}")
     if not aligners:
         raise ValueError("no aligner given")
     for aligner in aligners:
         check_aligner(aligner)
-    scored_gold = apply_possible_mode(gold, possible)
+    metric = AER(gold, gold_name, gold_one_based=gold_one_based, possible=possible)  # checks ``possible``
     training = list(pairs) + list(extra_pairs)
     sources = [pair.source for pair in training]
     targets = [pair.target for pair in training]
@@ -137,18 +121,7 @@ def run_baseline(
         ]
         links = {"forward": run.forward, "reverse": run.reverse, "gdfa": gdfa}
         scores = {
-            direction: score_alignments(
-                scored_gold,
-                links[direction],
-                signature=_signature(
-                    run,
-                    direction,
-                    gold_name=gold_name,
-                    gold_one_based=gold_one_based,
-                    possible=possible,
-                    lowercase=lowercase,
-                ),
-            )
+            direction: metric.score(links[direction], **_provenance(run, direction, lowercase=lowercase))
             for direction in DIRECTIONS
         }
         results[aligner] = AlignerBaseline(run=run, gdfa=gdfa, scores=scores)
