@@ -31,6 +31,7 @@ from typing import Callable, List, Optional, Sequence
 
 from nmt_common.files import write_json
 from nmt_common.machine import cpu_model
+from nmt_common.records import write_record
 
 from . import bleu as bleu_module
 from .files import sha256_file
@@ -111,17 +112,17 @@ def evaluate_run(run: Run, log: Callable[[str], None] = log_progress) -> None:
                                       "argmax", "nonzero", "--out-dir", attention_dir], run.out / "eval.log"))
 
 
-def aligner_baselines(spec: ExperimentSpec, log: Callable[[str], None] = log_progress) -> Optional[dict]:
+def aligner_baselines(spec: ExperimentSpec, log: Callable[[str], None] = log_progress) -> Optional[list]:
     """fast_align and eflomal (grow-diag-final-and) on the gold set, once per ``spec.aligner_training``.
 
-    Writes OUT/baselines/<n>/baseline.json (alignment-eval baseline) and OUT/baselines/summary.json:
-    ``[{"aligner": ..., "aer": ..., "trained_on": label, "training_pairs": ...}, ...]``.
+    Writes OUT/baselines/<n>/baseline.json (alignment-eval baseline) and OUT/baselines/summary.json,
+    a list of :class:`mt_pipeline.summary.AlignerSummary`, which it returns.
     """
     if spec.gold is None or not spec.aligner_training:
         return None
     from alignment_eval.alignments.records import BaselineReport
 
-    from .summary import read_alignment_record
+    from .summary import AlignerSummary, read_alignment_record
 
     gold = spec.gold
     summary = []
@@ -143,9 +144,9 @@ def aligner_baselines(spec: ExperimentSpec, log: Callable[[str], None] = log_pro
                  outputs=[folder / "baseline.json"], action=align)
         report = read_alignment_record(BaselineReport, folder / "baseline.json")
         for name, entry in report.aligners.items():
-            summary.append({"aligner": name, "aer": entry.results["gdfa"].aer, "trained_on": training.label,
-                            "training_pairs": entry.training_sentences})
-    write_json(spec.out_dir / "baselines" / "summary.json", summary, indent=1)
+            summary.append(AlignerSummary(aligner=name, aer=entry.results["gdfa"].aer, trained_on=training.label,
+                                          training_pairs=entry.training_sentences))
+    write_record(spec.out_dir / "baselines" / "summary.json", summary, indent=1)
     return summary
 
 

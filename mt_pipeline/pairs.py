@@ -14,11 +14,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Union
 
-from nmt_common.files import atomic_write_text, write_json
+from nmt_common.files import InputFileError, atomic_write_text
 from nmt_common.logs import add_verbosity_arguments, setup_logging, verbosity
 from nmt_common.markdown import markdown_table
+from nmt_common.records import read_record, write_record
 from nmt_common.variants import VARIANTS
 
 from .errors import PipelineError
@@ -141,14 +142,65 @@ def _training_speed(log: Path) -> Dict[str, Optional[float]]:
     return {"train_wps": sum(wps) / len(wps) if wps else None, "train_seconds": float(wall[-1]) if wall else None}
 
 
-def row_from_outputs(variant: str, folder: Path) -> dict:
+@dataclass(frozen=True)
+class BestHead:
+    """Where a variant's lowest AER is: the ``best`` entry of its ``aer.json``, shortened."""
+
+    aer: float
+    layer: int
+    head: Union[int, str]  # 1-based head or "avg"
+
+
+@dataclass(frozen=True)
+class PairRow:
+    """One variant of a language pair: a row of ``results/<config>/report.json`` (and of ``report.md``).
+
+    Speeds: ``train_wps`` target words/s over training, ``decode_sentences_per_second`` while translating
+    the test set. Attention numbers are the teacher-forced ``stats.json``/``aer.json`` on the gold set.
+    None: that step has not run for this variant."""
+
+    variant: str
+    train_wps: Optional[float] = None
+    train_seconds: Optional[float] = None
+    decode_sentences_per_second: Optional[float] = None
+    bleu: Optional[float] = None
+    chrf: Optional[float] = None
+    bleu_signature: Optional[str] = None
+    sparsity_cross: Optional[float] = None
+    null_rate_cross: Optional[float] = None
+    js_diversity_cross: Optional[float] = None
+    sparsity_all: Optional[float] = None  # mean over encoder, decoder and cross-attention
+    null_rate_all: Optional[float] = None
+    alpha: Optional[Dict[str, List[float]]] = None  # learned alpha per alpha_entmax module and head
+    aer_best: Optional[Dict[str, BestHead]] = None  # "<method>.<normal|shift>.<best-head|avg>" -> best
+
+
+@dataclass(frozen=True)
+class PairReport:
+    """``results/<config>/report.json`` of ``python -m mt_pipeline.pairs report``."""
+
+    pair: str
+    rows: List[PairRow]
+
+    def write(self, path: Path) -> None:
+        write_record(path, self, indent=1)
+
+    @classmethod
+    def read(cls, path: Path) -> "PairReport":
+        try:
+            return read_record(cls, path)
+        except InputFileError as error:
+            raise PipelineError(str(error)) from None
+
+
+def row_from_outputs(variant: str, folder: Path) -> PairRow:
     """One summary row from a variant's output folder (train.log, translate.json, bleu.json, attention/)."""
-    row: dict = {"variant": variant, **_training_speed(folder / "train.log")}
+    found: dict = dict(_training_speed(folder / "train.log"))
     if (folder / "translate.json").is_file():
         from .translate import TranslationError, TranslationRecord
 
         try:
-            row["decode_sentences_per_second"] = TranslationRecord.read(folder / "translate.json").sentences_per_second
+            found["decode_sentences_per_second"] = TranslationRecord.read(folder / "translate.json").sentences_per_second
         except TranslationError as error:
             raise PipelineError(str(error)) from None
     if (folder / "bleu.json").is_file():
@@ -158,7 +210,7 @@ def row_from_outputs(variant: str, folder: Path) -> dict:
             scores = BleuRecord.read(folder / "bleu.json")
         except BleuInputError as error:
             raise PipelineError(str(error)) from None
-        row.update({"bleu": scores.bleu, "chrf": scores.chrf, "bleu_signature": scores.signature})
+        found.update(bleu=scores.bleu, chrf=scores.chrf, bleu_signature=scores.signature)
     stats_file, aer_file = folder / "attention" / "stats.json", folder / "attention" / "aer.json"
     from alignment_eval.alignments.records import AerReport, StatsReport
 
@@ -167,18 +219,18 @@ def row_from_outputs(variant: str, folder: Path) -> dict:
     if stats_file.is_file():
         stats = read_alignment_record(StatsReport, stats_file)
         cross = stats.overall("cross")
-        row.update({
-            "sparsity_cross": cross.sparsity,
-            "null_rate_cross": cross.null_rate,
-            "js_diversity_cross": cross.js_diversity,
-            "sparsity_all": _mean(stats.overall(s).sparsity for s in ("encoder", "decoder", "cross")),
-            "null_rate_all": _mean(stats.overall(s).null_rate for s in ("encoder", "decoder", "cross")),
-            "alpha": stats.alpha or None,
-        })
+        found.update(
+            sparsity_cross=cross.sparsity,
+            null_rate_cross=cross.null_rate,
+            js_diversity_cross=cross.js_diversity,
+            sparsity_all=_mean(stats.overall(s).sparsity for s in ("encoder", "decoder", "cross")),
+            null_rate_all=_mean(stats.overall(s).null_rate for s in ("encoder", "decoder", "cross")),
+            alpha=stats.alpha or None,
+        )
     if aer_file.is_file():
         aer = read_alignment_record(AerReport, aer_file)
-        row["aer_best"] = {name: {"aer": r.aer, "layer": r.layer, "head": r.head} for name, r in aer.best.items()}
-    return row
+        found["aer_best"] = {name: BestHead(r.aer, r.layer, r.head) for name, r in aer.best.items()}
+    return PairRow(variant=variant, **found)
 
 
 def _mean(values) -> float:
@@ -192,38 +244,40 @@ def _fmt(value, digits=3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def summary_table(rows: List[dict]) -> List[str]:
+def summary_table(rows: List[PairRow]) -> List[str]:
     """Markdown table: BLEU, speed (and ratio to softmax), AER, sparsity, null rate, head diversity."""
-    softmax = next((r for r in rows if r["variant"] == "softmax"), None)
-    with_attention = any("aer_best" in r or "sparsity_cross" in r for r in rows)
+    softmax = next((r for r in rows if r.variant == "softmax"), None)
+    with_attention = any(r.aer_best is not None or r.sparsity_cross is not None for r in rows)
     header = ["variant", "BLEU", "chrF", "train words/s", "decode sent/s"]
     if with_attention:
         header += ["AER argmax normal (layer, head)", "AER argmax shift (layer, head)", "AER head-avg normal",
                    "sparsity (cross)", "null rate (cross)", "JS diversity (cross)", "sparsity (all)", "null rate (all)"]
 
-    def with_ratio(row, key, digits):
-        text = _fmt(row.get(key), digits)
-        if softmax and row is not softmax and softmax.get(key) and row.get(key):
-            text += f" ({row[key] / softmax[key]:.2f}x)"
+    def with_ratio(row: PairRow, key: str, digits: int) -> str:
+        value = getattr(row, key)
+        text = _fmt(value, digits)
+        reference = getattr(softmax, key) if softmax else None
+        if softmax and row is not softmax and reference and value:
+            text += f" ({value / reference:.2f}x)"
         return text
 
     table = []
     for row in rows:
-        cells = [row["variant"], _fmt(row.get("bleu"), 2), _fmt(row.get("chrf"), 2), with_ratio(row, "train_wps", 0),
+        cells = [row.variant, _fmt(row.bleu, 2), _fmt(row.chrf, 2), with_ratio(row, "train_wps", 0),
                  with_ratio(row, "decode_sentences_per_second", 1)]
         if with_attention:
-            best = row.get("aer_best") or {}
+            best = row.aer_best or {}
 
             def cell(name):
                 entry = best.get(name)
-                return f"{entry['aer']:.3f} ({entry['layer']}, {entry['head']})" if entry else "-"
+                return f"{entry.aer:.3f} ({entry.layer}, {entry.head})" if entry else "-"
 
             cells += [cell("argmax.normal.best-head"), cell("argmax.shift.best-head"), cell("argmax.normal.avg"),
-                      *(_fmt(row.get(key)) for key in ("sparsity_cross", "null_rate_cross", "js_diversity_cross",
-                                                       "sparsity_all", "null_rate_all"))]
+                      *(_fmt(getattr(row, key)) for key in ("sparsity_cross", "null_rate_cross", "js_diversity_cross",
+                                                            "sparsity_all", "null_rate_all"))]
         table.append(cells)
     lines = [*markdown_table(header, table).split("\n"), "", "BLEU signatures:", ""]
-    lines += [f"- {r['variant']}: `{r['bleu_signature']}`" for r in rows if r.get("bleu_signature")]
+    lines += [f"- {r.variant}: `{r.bleu_signature}`" for r in rows if r.bleu_signature]
     return lines
 
 
@@ -236,7 +290,7 @@ def run_report(args) -> int:
         raise PipelineError(f"{results}: no variant has been scored yet (make bleu PAIR={d.pair})")
     report = "\n".join([f"# {d.pair} ({d.config}): attention variants", "", *summary_table(rows), ""])
     atomic_write_text(results / "report.md", report)
-    write_json(results / "report.json", {"pair": d.pair, "rows": rows}, indent=1)
+    PairReport(pair=d.pair, rows=rows).write(results / "report.json")
     print(report)
     return 0
 

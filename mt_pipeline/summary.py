@@ -13,10 +13,11 @@ import json
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from nmt_common.files import atomic_write_text, write_json
+from nmt_common.files import InputFileError, atomic_write_text
 from nmt_common.markdown import markdown_table
+from nmt_common.records import RecordError, from_json, read_record, write_record
 
 from alignment_eval.alignments.errors import AlignmentInputError
 from alignment_eval.alignments.records import AerReport, AerRow, StatsReport
@@ -24,11 +25,93 @@ from alignment_eval.alignments.records import AerReport, AerRow, StatsReport
 from .bleu import BleuInputError, BleuRecord, read_lines
 from .errors import PipelineError
 from .log import log as log_progress
-from .significance import mean_and_sd, paired_bootstrap
+from .significance import PairedBootstrap, mean_and_sd, paired_bootstrap
 
 SUBLAYERS = ("encoder", "decoder", "cross")
 REFERENCE_VARIANT = "softmax"
 PARITY_MARGIN = 1.0  # BLEU: the parity verdict asks whether ReLA is within this of softmax
+
+
+MeanSd = Tuple[Optional[float], Optional[float]]  # mean and sample sd over seeds; sd None for one seed
+AER_KEYS = ("argmax.normal.best-head", "argmax.shift.best-head", "argmax.normal.avg", "argmax.shift.avg")
+
+
+@dataclass(frozen=True)
+class VariantRow:
+    """One variant over its finished seeds: a row of ``summary.json`` (and of ``summary.md``'s tables)."""
+
+    variant: str
+    seeds: List[int]  # finished
+    seeds_planned: List[int]
+    bleu: Dict[str, MeanSd]  # test set -> sacreBLEU
+    bleu_signature: Optional[str]  # of the main test set's BLEU
+    updates: MeanSd
+    epochs: MeanSd
+    train_hours: MeanSd  # fairseq's train_wall, summed over sessions
+    stopped_by: List[str]
+    sparsity: Dict[str, MeanSd]  # sublayer (encoder, decoder, cross) -> share of exact zeros
+    null_rate: Dict[str, MeanSd]  # sublayer -> share of all-zero query rows
+    js_diversity: Dict[str, MeanSd]  # sublayer -> mean Jensen-Shannon divergence between heads (nats)
+    aer: Dict[str, MeanSd]  # AER_KEYS -> lowest AER
+    aer_where: Dict[str, List[str]]  # AER_KEYS -> "L<layer>H<head>" per seed
+    bootstrap: Optional[PairedBootstrap] = None  # main test set, against softmax
+    bootstrap_error: Optional[str] = None  # why the bootstrap could not run (translations not here)
+
+
+@dataclass(frozen=True)
+class AlignerSummary:
+    """One statistical aligner's grow-diag-final-and AER: an entry of ``baselines/summary.json``."""
+
+    aligner: str
+    aer: float
+    trained_on: str
+    training_pairs: int
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One (variant, seed) of ``summary.json``: its training record (without the curve) and BLEU per test set."""
+
+    variant: str
+    seed: int
+    train: Dict[str, Any]  # train.json without "history"
+    bleu: Dict[str, float]
+
+
+@dataclass(frozen=True)
+class SummaryRecord:
+    """``summary.json`` of an experiment (:func:`write_summary`)."""
+
+    command: str
+    checkpoint: str
+    stopping_rule: str
+    rows: List[VariantRow]
+    pending: List[str]  # "<variant> seed <n>" not finished
+    baselines: Optional[List[AlignerSummary]]
+    runs: List[RunSummary]
+
+    def write(self, path: Path) -> None:
+        write_record(path, self, indent=1)
+
+    @classmethod
+    def read(cls, path: Path) -> "SummaryRecord":
+        try:
+            return read_record(cls, path)
+        except InputFileError as error:
+            raise PipelineError(str(error)) from None
+
+
+def read_aligner_summary(path: Path) -> Optional[List[AlignerSummary]]:
+    """``baselines/summary.json`` (a list of :class:`AlignerSummary`), None when there is none."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, list):
+            raise RecordError("", "must be a list of aligner summaries")
+        return [from_json(AlignerSummary, entry, f"[{index}]") for index, entry in enumerate(data)]
+    except (ValueError, RecordError) as error:
+        raise PipelineError(f"{path}: not a baselines summary ({error})") from None
 
 
 @dataclass
@@ -130,7 +213,7 @@ def best_aer(aer: Optional[AerReport], key: str) -> Optional[AerRow]:
     return aer.best.get(key) if aer else None
 
 
-def variant_rows(spec, results: List[RunResult]) -> List[dict]:
+def variant_rows(spec, results: List[RunResult]) -> List[VariantRow]:
     """One row per variant: means ± sd over its finished seeds, and the bootstrap test against softmax."""
     main_test = next(iter(spec.test_sets))
     by_variant: Dict[str, List[RunResult]] = {}
@@ -140,49 +223,57 @@ def variant_rows(spec, results: List[RunResult]) -> List[dict]:
     rows = []
     for variant, runs in by_variant.items():
         done = [r for r in runs if r.complete]
-        row: dict = {"variant": variant, "seeds": [r.seed for r in done], "seeds_planned": [r.seed for r in runs]}
-        for name in spec.test_sets:
-            row[f"bleu.{name}"] = _mean_sd([r.bleu[name].bleu for r in done if name in r.bleu])
-        row["bleu_signature"] = next((r.bleu[main_test].signature for r in done if main_test in r.bleu), None)
-        row["updates"] = _mean_sd([r.train["updates"] for r in done])
-        row["epochs"] = _mean_sd([r.train["epochs"] for r in done])
-        row["train_hours"] = _mean_sd([(r.train.get("train_seconds") or 0) / 3600 for r in done])
-        row["stopped_by"] = sorted({r.train.get("stopped_by", "?") for r in done})
         with_stats = [r for r in done if r.stats]
-        for sublayer in SUBLAYERS:
-            for key in ("sparsity", "null_rate", "js_diversity"):
-                row[f"{key}.{sublayer}"] = _mean_sd([sublayer_value(r.stats, sublayer, key) for r in with_stats])
-        for key in ("argmax.normal.best-head", "argmax.shift.best-head", "argmax.normal.avg", "argmax.shift.avg"):
-            entries = [best_aer(r.aer, key) for r in done if best_aer(r.aer, key)]
-            row[f"aer.{key}"] = _mean_sd([e.aer for e in entries])
-            row[f"aer.{key}.where"] = [e.where for e in entries]
+
+        def over_stats(key: str, sublayer: str) -> MeanSd:
+            values = [sublayer_value(r.stats, sublayer, key) for r in with_stats]
+            return _mean_sd([value for value in values if value is not None])
+
+        best = {key: [best_aer(r.aer, key) for r in done if best_aer(r.aer, key)] for key in AER_KEYS}
+        bootstrap = bootstrap_error = None
         if variant != REFERENCE_VARIANT and done and reference:
             try:
-                test = paired_bootstrap(
+                bootstrap = paired_bootstrap(
                     [read_lines(r.folder / main_test / "test.hyp") for r in done],
                     [read_lines(r.folder / main_test / "test.hyp") for r in reference],
                     read_lines(spec.test_sets[main_test].reference))
-                row["bootstrap"] = test.as_dict()
             except BleuInputError as error:  # translations are not committed: a clean clone has only the stored result
-                row["bootstrap_error"] = f"{error}; rerun to translate"
-        rows.append(row)
+                bootstrap_error = f"{error}; rerun to translate"
+        rows.append(VariantRow(
+            variant=variant,
+            seeds=[r.seed for r in done],
+            seeds_planned=[r.seed for r in runs],
+            bleu={name: _mean_sd([r.bleu[name].bleu for r in done if name in r.bleu]) for name in spec.test_sets},
+            bleu_signature=next((r.bleu[main_test].signature for r in done if main_test in r.bleu), None),
+            updates=_mean_sd([r.train["updates"] for r in done]),
+            epochs=_mean_sd([r.train["epochs"] for r in done]),
+            train_hours=_mean_sd([(r.train.get("train_seconds") or 0) / 3600 for r in done]),
+            stopped_by=sorted({r.train.get("stopped_by", "?") for r in done}),
+            sparsity={sublayer: over_stats("sparsity", sublayer) for sublayer in SUBLAYERS},
+            null_rate={sublayer: over_stats("null_rate", sublayer) for sublayer in SUBLAYERS},
+            js_diversity={sublayer: over_stats("js_diversity", sublayer) for sublayer in SUBLAYERS},
+            aer={key: _mean_sd([entry.aer for entry in entries]) for key, entries in best.items()},
+            aer_where={key: [entry.where for entry in entries] for key, entries in best.items()},
+            bootstrap=bootstrap,
+            bootstrap_error=bootstrap_error,
+        ))
     return rows
 
 
-def parity_verdict(row: dict) -> str:
-    test = row.get("bootstrap")
+def parity_verdict(row: VariantRow) -> str:
+    test = row.bootstrap
     if not test:
         return "not tested yet"
-    within = test["ci_low"] >= -PARITY_MARGIN
-    outside = test["ci_high"] < -PARITY_MARGIN
+    within = test.ci_low >= -PARITY_MARGIN
+    outside = test.ci_high < -PARITY_MARGIN
     word = "yes" if within else ("no" if outside else "undecided")
-    return (f"{word}: {row['variant']} - softmax = {test['delta']:+.2f} BLEU, 95% CI [{test['ci_low']:+.2f}, "
-            f"{test['ci_high']:+.2f}], p = {test['p_value']:.3f} ({test['system_seeds']} vs {test['baseline_seeds']} seeds)")
+    return (f"{word}: {row.variant} - softmax = {test.delta:+.2f} BLEU, 95% CI [{test.ci_low:+.2f}, "
+            f"{test.ci_high:+.2f}], p = {test.p_value:.3f} ({test.system_seeds} vs {test.baseline_seeds} seeds)")
 
 
-def verdicts(rows: List[dict], baselines: Optional[list]) -> List[str]:
+def verdicts(rows: List[VariantRow], baselines: Optional[List[AlignerSummary]]) -> List[str]:
     """One line each, with the numbers: parity, sparsity ordering, null rate, alignment, aligners."""
-    by = {r["variant"]: r for r in rows}
+    by = {r.variant: r for r in rows}
     lines = []
     for variant in ("rela", "rela_i"):
         if variant in by:
@@ -191,7 +282,7 @@ def verdicts(rows: List[dict], baselines: Optional[list]) -> List[str]:
     if all(v in by for v in ("rela", "entmax15", "softmax")):
         parts = []
         for sublayer in SUBLAYERS:
-            values = [by[v][f"sparsity.{sublayer}"][0] for v in ("rela", "entmax15", "softmax")]
+            values = [by[v].sparsity[sublayer][0] for v in ("rela", "entmax15", "softmax")]
             if None in values:
                 parts.append(f"{sublayer}: not measured")
                 continue
@@ -199,34 +290,34 @@ def verdicts(rows: List[dict], baselines: Optional[list]) -> List[str]:
             parts.append(f"{sublayer} {'holds' if holds else 'does not hold'} "
                          f"(rela {values[0]:.3f}, entmax15 {values[1]:.3f}, softmax {values[2]:.3f})")
         lines.append("**Sparsity ordering ReLA > 1.5-entmax > softmax.** " + "; ".join(parts))
-    measured = [r for r in rows if r["null_rate.cross"][0] is not None]
+    measured = [r for r in rows if r.null_rate["cross"][0] is not None]
     if measured:
-        nonzero = [r["variant"] for r in measured if any((r[f"null_rate.{s}"][0] or 0) > 0 for s in SUBLAYERS)]
+        nonzero = [r.variant for r in measured if any((r.null_rate[s][0] or 0) > 0 for s in SUBLAYERS)]
         relu = {"rela", "rela_i"}
         word = "yes" if set(nonzero) <= relu and nonzero else "no"
         lines.append(f"**Null attention only for ReLA.** {word}: null rate > 0 for {', '.join(nonzero) or 'no variant'}"
                      " (per layer and sublayer in the table below).")
-    if "softmax" in by and by["softmax"]["aer.argmax.normal.best-head"][0] is not None:
+
+    def best_head(row: VariantRow, shift: str) -> Optional[float]:
+        return row.aer[f"argmax.{shift}.best-head"][0]
+
+    if "softmax" in by and best_head(by["softmax"], "normal") is not None:
         parts = []
         for shift in ("normal", "shift"):
-            reference = by["softmax"][f"aer.argmax.{shift}.best-head"][0]
-            better = [f"{r['variant']} {r[f'aer.argmax.{shift}.best-head'][0]:.3f}" for r in rows
-                      if r["variant"] != "softmax" and r[f"aer.argmax.{shift}.best-head"][0] is not None
-                      and r[f"aer.argmax.{shift}.best-head"][0] < reference]
+            reference = best_head(by["softmax"], shift)
+            better = [f"{r.variant} {best_head(r, shift):.3f}" for r in rows
+                      if r.variant != "softmax" and best_head(r, shift) is not None and best_head(r, shift) < reference]
             parts.append(f"{shift}: softmax best head {reference:.3f}; lower: {', '.join(better) or 'none'}")
         lines.append("**Alignment (best head, argmax, AER; lower is better).** " + "; ".join(parts))
     if baselines:
-        best = min((r for r in rows if r["aer.argmax.shift.best-head"][0] is not None
-                    or r["aer.argmax.normal.best-head"][0] is not None),
-                   key=lambda r: min(x for x in (r["aer.argmax.shift.best-head"][0], r["aer.argmax.normal.best-head"][0])
-                                     if x is not None), default=None)
-        if best is not None:
-            best_value = min(x for x in (best["aer.argmax.shift.best-head"][0], best["aer.argmax.normal.best-head"][0])
-                             if x is not None)
-            aligners = "; ".join(f"{entry['aligner']} {entry['aer']:.3f} (trained on {entry['trained_on']})"
+        lowest = {r.variant: min(x for x in (best_head(r, "shift"), best_head(r, "normal")) if x is not None)
+                  for r in rows if best_head(r, "shift") is not None or best_head(r, "normal") is not None}
+        if lowest:
+            variant = min(lowest, key=lowest.get)
+            aligners = "; ".join(f"{entry.aligner} {entry.aer:.3f} (trained on {entry.trained_on})"
                                  for entry in baselines)
-            lines.append(f"**Attention vs statistical aligners.** best attention head: {best['variant']} "
-                         f"{best_value:.3f}; {aligners}.")
+            lines.append(f"**Attention vs statistical aligners.** best attention head: {variant} "
+                         f"{lowest[variant]:.3f}; {aligners}.")
     return lines
 
 
@@ -261,7 +352,7 @@ def write_summary(spec, command: str, log: Callable[[str], None] = log_progress)
 
     results = collect(spec)
     rows = variant_rows(spec, results)
-    baselines = _json(spec.out_dir / "baselines" / "summary.json")
+    baselines = read_aligner_summary(spec.out_dir / "baselines" / "summary.json")
     main_test = next(iter(spec.test_sets))
     curves = {}
     for result in results:
@@ -281,23 +372,23 @@ def write_summary(spec, command: str, log: Callable[[str], None] = log_progress)
     pending = [f"{r.variant} seed {r.seed}" for r in results if not r.complete]
     if pending:
         lines += [f"**Not finished yet (not in the table):** {', '.join(pending)}.", ""]
-    if any(row["seeds"] for row in rows):
+    if any(row.seeds for row in rows):
         lines += ["## Verdicts", ""] + [f"- {v}" for v in verdicts(rows, baselines)] + [""]
     tests = list(spec.test_sets)
     bleu_rows = []
     for row in rows:
-        test = row.get("bootstrap")
-        delta = f"{test['delta']:+.2f} [{test['ci_low']:+.2f}, {test['ci_high']:+.2f}]" if test else "-"
-        p_value = f"{test['p_value']:.3f}" if test else "-"
-        bleu_rows.append([row["variant"], ",".join(map(str, row["seeds"])) or "-",
-                          *(_fmt(*row[f"bleu.{t}"]) for t in tests), delta, p_value,
-                          _fmt(*row["updates"], digits=0), _fmt(*row["epochs"], digits=0), _fmt(*row["train_hours"]),
-                          ", ".join(row["stopped_by"]) or "-"])
+        test = row.bootstrap
+        delta = f"{test.delta:+.2f} [{test.ci_low:+.2f}, {test.ci_high:+.2f}]" if test else "-"
+        p_value = f"{test.p_value:.3f}" if test else "-"
+        bleu_rows.append([row.variant, ",".join(map(str, row.seeds)) or "-",
+                          *(_fmt(*row.bleu[t]) for t in tests), delta, p_value,
+                          _fmt(*row.updates, digits=0), _fmt(*row.epochs, digits=0), _fmt(*row.train_hours),
+                          ", ".join(row.stopped_by) or "-"])
     lines += ["## BLEU (sacreBLEU, mean ± sd over seeds)", "",
               markdown_table(["variant", "seeds", *tests, f"Δ {main_test} vs softmax [95% CI]", "p", "updates",
                               "epochs", "train h (1 core)", "stopped by"], bleu_rows)]
-    signature = next((r["bleu_signature"] for r in rows if r.get("bleu_signature")), None)
-    test_signature = next((r["bootstrap"]["signature"] for r in rows if r.get("bootstrap")), None)
+    signature = next((r.bleu_signature for r in rows if r.bleu_signature), None)
+    test_signature = next((r.bootstrap.signature for r in rows if r.bootstrap), None)
     lines += ["", f"BLEU signature: `{signature}`" if signature else "",
               f"Significance: `{test_signature}` (paired bootstrap of the seed-mean BLEU on {main_test}; "
               "p from sacreBLEU's test statistic)" if test_signature else "", ""]
@@ -318,15 +409,15 @@ def write_summary(spec, command: str, log: Callable[[str], None] = log_progress)
     if any(r.stats for r in results):
         attention_rows = []
         for row in rows:
-            where = lambda k: f" ({', '.join(row[f'aer.{k}.where'])})" if row[f"aer.{k}.where"] else ""  # noqa: E731
+            where = lambda k: f" ({', '.join(row.aer_where[k])})" if row.aer_where[k] else ""  # noqa: E731
             attention_rows.append([
-                row["variant"],
-                _fmt(*row["aer.argmax.normal.best-head"], digits=3) + where("argmax.normal.best-head"),
-                _fmt(*row["aer.argmax.shift.best-head"], digits=3) + where("argmax.shift.best-head"),
-                _fmt(*row["aer.argmax.normal.avg"], digits=3), _fmt(*row["aer.argmax.shift.avg"], digits=3),
-                " / ".join(_fmt(row[f"sparsity.{s}"][0], digits=3) for s in SUBLAYERS),
-                " / ".join(_fmt(row[f"null_rate.{s}"][0], digits=3) for s in SUBLAYERS),
-                _fmt(*row["js_diversity.cross"], digits=3)])
+                row.variant,
+                _fmt(*row.aer["argmax.normal.best-head"], digits=3) + where("argmax.normal.best-head"),
+                _fmt(*row.aer["argmax.shift.best-head"], digits=3) + where("argmax.shift.best-head"),
+                _fmt(*row.aer["argmax.normal.avg"], digits=3), _fmt(*row.aer["argmax.shift.avg"], digits=3),
+                " / ".join(_fmt(row.sparsity[s][0], digits=3) for s in SUBLAYERS),
+                " / ".join(_fmt(row.null_rate[s][0], digits=3) for s in SUBLAYERS),
+                _fmt(*row.js_diversity["cross"], digits=3)])
         lines += ["## Attention (RWTH gold text, teacher forcing; mean ± sd over seeds)", "",
                   markdown_table(["variant", "AER best head normal", "AER best head shifted", "AER head-avg normal",
                                   "AER head-avg shifted", "sparsity enc / dec / cross", "null rate enc / dec / cross",
@@ -340,14 +431,16 @@ def write_summary(spec, command: str, log: Callable[[str], None] = log_progress)
     if baselines:
         lines += ["## Statistical aligners on the same gold set (grow-diag-final-and)", "",
                   markdown_table(["aligner", "AER", "trained on"],
-                                 [[entry["aligner"], f"{entry['aer']:.3f}", entry["trained_on"]] for entry in baselines]),
+                                 [[entry.aligner, f"{entry.aer:.3f}", entry.trained_on] for entry in baselines]),
                   ""]
     atomic_write_text(spec.out_dir / "summary.md", "\n".join(lines))
-    write_json(spec.out_dir / "summary.json", {
-        "command": command, "checkpoint": spec.checkpoint, "stopping_rule": spec.stopping_rule,
-        "rows": rows, "pending": pending, "baselines": baselines,
-        "runs": [{"variant": r.variant, "seed": r.seed, "train": {k: v for k, v in (r.train or {}).items() if k != "history"},
-                  "bleu": {k: v.bleu for k, v in r.bleu.items()}} for r in results]}, indent=1)
+    SummaryRecord(
+        command=command, checkpoint=spec.checkpoint, stopping_rule=spec.stopping_rule, rows=rows, pending=pending,
+        baselines=baselines,
+        runs=[RunSummary(variant=r.variant, seed=r.seed,
+                         train={k: v for k, v in (r.train or {}).items() if k != "history"},
+                         bleu={k: v.bleu for k, v in r.bleu.items()}) for r in results],
+    ).write(spec.out_dir / "summary.json")
     if spec.gold is not None:
         firsts = {}
         for result in results:

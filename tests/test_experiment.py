@@ -6,6 +6,7 @@ import pytest
 
 from mt_pipeline.bleu import BleuInputError, score
 from mt_pipeline.pairs import main as pairs_main
+from mt_pipeline.summary import SummaryRecord
 from mt_pipeline.translate import TranslationError, parse_generate_output
 
 from conftest import REPO_ROOT, SHARED_DATA, run_console_script
@@ -67,11 +68,11 @@ def test_reduced_demo_end_to_end(tmp_path):
                  "--data-bin", data_bin, "--checkpoint-root", tmp_path / "checkpoints"]
     result = run_console_script(*arguments, cwd=tmp_path, timeout=900)
     summary = (out / "summary.md").read_text()
-    data = json.loads((out / "summary.json").read_text())
-    rows = data["rows"]
-    assert [row["variant"] for row in rows] == ["softmax", "rela"] and data["pending"] == []
-    assert all(0.0 <= row["bleu.tatoeba-test"][0] <= 100.0 and "tok:13a" in row["bleu_signature"] for row in rows)
-    assert rows[1]["bootstrap"]["samples"] == 1000 and "paired-bs|n:1000" in rows[1]["bootstrap"]["signature"]
+    data = SummaryRecord.read(out / "summary.json")
+    rows = data.rows
+    assert [row.variant for row in rows] == ["softmax", "rela"] and data.pending == []
+    assert all(0.0 <= row.bleu["tatoeba-test"][0] <= 100.0 and "tok:13a" in row.bleu_signature for row in rows)
+    assert rows[1].bootstrap.samples == 1000 and "paired-bs|n:1000" in rows[1].bootstrap.signature
     for variant in ("softmax", "rela"):
         hypotheses = (out / variant / "seed1" / "tatoeba-test" / "test.hyp").read_text().splitlines()
         assert len(hypotheses) == 500  # every test sentence, in order
@@ -80,12 +81,12 @@ def test_reduced_demo_end_to_end(tmp_path):
     assert "| rela | 1 |" in summary and "python -m mt_pipeline.runs demo" in summary
     assert "Evaluated checkpoint: **last**" in summary and (out / "curves.png").is_file()
     if (SHARED_DATA / "word-alignment-gold" / "deen.gold").is_file():
-        assert all(0.0 <= row["aer.argmax.normal.avg"][0] <= 1.0 for row in rows)
-        assert rows[0]["null_rate.cross"][0] == 0.0  # softmax never attends to nothing
+        assert all(0.0 <= row.aer["argmax.normal.avg"][0] <= 1.0 for row in rows)
+        assert rows[0].null_rate["cross"][0] == 0.0  # softmax never attends to nothing
         assert (out / "alignment-report" / "aer_per_layer.png").is_file()
     again = run_console_script(*arguments, cwd=tmp_path, timeout=900)
     progress = again.stdout + again.stderr  # progress messages go to stderr
     assert "] training" not in progress and "translating" not in progress
-    assert [(r["variant"], r["seed"]) for r in json.loads((out / "summary.json").read_text())["runs"]] == [
+    assert [(r.variant, r.seed) for r in SummaryRecord.read(out / "summary.json").runs] == [
         ("softmax", 1), ("rela", 1)]  # rebuilt, not appended to
     assert result.returncode == 0

@@ -221,3 +221,51 @@ def test_baseline_score_keeps_the_metric_result():
     score = BaselineScore.from_result(result)
     assert score.signature_str == str(result.signature) and score.signature["aligner"] == "fast_align"
     assert from_json(BaselineScore, to_json(score)) == score
+
+
+# --- the rows of the reports: pairs' report.json and the experiments' summary.json ---------------
+
+
+def test_pairs_report_rows_have_one_schema(tmp_path, capsys):
+    import shutil
+
+    from mt_pipeline.errors import PipelineError
+    from mt_pipeline.pairs import PairReport, direction, main
+
+    config = direction("en-de").config
+    for variant, bleu in (("softmax", 30.0), ("rela", 29.0)):
+        folder = tmp_path / config / variant
+        folder.mkdir(parents=True)
+        BleuRecord(bleu=bleu, chrf=55.0, signature="nrefs:1|tok:13a", chrf_signature="c", hypotheses="h",
+                   references="r", sentences=2).write(folder / "bleu.json")
+        (folder / "train.log").write_text("| train | epoch 001 | loss 3.1 | wps 1000.0 | ups 2\n"
+                                          "done training in 60.0 seconds\n", encoding="utf-8")
+    attention = RESULTS / "multi30k-de-en" / "rela" / "seed1" / "attention"
+    shutil.copytree(attention, tmp_path / config / "rela" / "attention", ignore=shutil.ignore_patterns("alignments"))
+    assert main(["report", "--pair", "en-de", "--results", str(tmp_path)]) == 0
+    markdown = capsys.readouterr().out
+    report = PairReport.read(tmp_path / config / "report.json")
+    softmax, rela = report.rows
+    assert (softmax.variant, softmax.bleu, softmax.train_wps, softmax.sparsity_cross) == ("softmax", 30.0, 1000.0, None)
+    committed = AerReport.read(attention / "aer.json").best["argmax.normal.best-head"]
+    assert rela.aer_best["argmax.normal.best-head"].aer == committed.aer and rela.null_rate_cross > 0
+    assert f"| rela | 29.00 | 55.00 | 1000 (1.00x) | - | {committed.aer:.3f} ({committed.layer}, {committed.head}) |" \
+        in markdown
+    data = json.loads((tmp_path / config / "report.json").read_text())
+    data["rows"][1]["aer_best"]["argmax.normal.avg"]["layer"] = "3"
+    (tmp_path / config / "report.json").write_text(json.dumps(data))
+    with pytest.raises(PipelineError, match=re.escape("rows[1].aer_best.argmax.normal.avg.layer: must be an integer")):
+        PairReport.read(tmp_path / config / "report.json")
+
+
+@pytest.mark.parametrize("path", sorted(p for p in RESULTS.rglob("summary.json") if p.parent.name != "baselines"),
+                         ids=lambda p: str(p.relative_to(RESULTS)))
+def test_every_committed_experiment_summary_reads_under_its_schema(path):
+    from mt_pipeline.summary import SummaryRecord, read_aligner_summary
+
+    summary = SummaryRecord.read(path)
+    assert to_json(summary) == json.loads(path.read_text(encoding="utf-8"))
+    assert {row.variant for row in summary.rows} >= {run.variant for run in summary.runs}
+    baselines = path.parent / "baselines" / "summary.json"
+    if baselines.is_file():
+        assert summary.baselines == read_aligner_summary(baselines)

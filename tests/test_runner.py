@@ -14,6 +14,7 @@ from mt_pipeline import experiment
 from mt_pipeline.clean import CleanConfig, TrainPart, clean_train
 from mt_pipeline.curves import read_log
 from mt_pipeline.errors import PipelineError
+from mt_pipeline.summary import SummaryRecord
 from mt_pipeline.significance import mean_and_sd, paired_bootstrap
 from mt_pipeline.spec import ExperimentSpec, Run, TestSet, average_checkpoints
 from mt_pipeline.training import StaleRunError, TrainingRun, check_or_claim, describe_differences
@@ -280,8 +281,8 @@ def test_changed_settings_never_re_report_old_outputs(tmp_path, toy_binarized, t
     os.replace(spec.checkpoint_root, tmp_path / "elsewhere")
     steps.clear()
     experiment.run_experiment(wider, "finished only", log=steps.append, finished_only=True)
-    data = json.loads((spec.out_dir / "summary.json").read_text())
-    assert data["pending"] == ["softmax seed 1"] and data["rows"][0]["bleu.test"] == [None, None]
+    data = SummaryRecord.read(spec.out_dir / "summary.json")
+    assert data.pending == ["softmax seed 1"] and data.rows[0].bleu["test"] == (None, None)
     assert "**Not finished yet (not in the table):** softmax seed 1" in (spec.out_dir / "summary.md").read_text()
     assert not any("training" in s for s in steps)
 
