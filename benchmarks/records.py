@@ -11,8 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Dict, List, Literal, Optional, Tuple
 
-from nmt_common.files import PathLike
-from nmt_common.records import read_record, write_record
+from nmt_common.records import RecordFile
 
 __all__ = [
     "ATTENTION_PHASES", "Summary", "PeakMemory", "Machine",
@@ -22,18 +21,10 @@ __all__ = [
 ]
 
 
-class _ResultFile:
-    """``read``/``write`` of a record that is a whole result file."""
+class _ResultFile(RecordFile):
+    """A benchmark result file, indented by 2 as the harness has always written it."""
 
-    @classmethod
-    def read(cls, path: PathLike):
-        """The record in ``path``; :class:`~nmt_common.files.InputFileError` naming the file and the
-        field when it is not this schema."""
-        return read_record(cls, path)
-
-    def write(self, path: PathLike) -> None:
-        """Write the file atomically, indented by 2 as the harness has always written it."""
-        write_record(path, self, indent=2)
+    indent = 2
 
 
 # --- shared --------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from typing import List, Optional
 from sacrebleu.metrics import BLEU, CHRF
 
 from nmt_common import files
-from nmt_common.records import read_record
+from nmt_common.records import RecordFile
 
 
 class BleuInputError(ValueError):
@@ -22,7 +22,7 @@ class BleuInputError(ValueError):
 
 
 @dataclass(frozen=True)
-class BleuRecord:
+class BleuRecord(RecordFile):
     """One test set's scores: the schema of ``bleu.json``, which its writers and readers share.
 
     ``signature``/``chrf_signature`` are the strings of the sacreBLEU metric objects that computed
@@ -42,17 +42,9 @@ class BleuRecord:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def write(self, path: Path) -> None:
-        """Write ``bleu.json`` atomically (indent 1, the committed layout)."""
-        files.write_json(path, self.as_dict(), indent=1)
-
     @classmethod
-    def read(cls, path: Path) -> "BleuRecord":
-        """Read ``bleu.json``; BleuInputError naming the file when it is not this schema."""
-        try:
-            return read_record(cls, path)
-        except files.InputFileError as error:
-            raise BleuInputError(str(error)) from None
+    def input_error(cls, error: files.InputFileError) -> Exception:
+        return BleuInputError(str(error))
 
 
 BleuResult = BleuRecord  # the name before bleu.json had a schema; kept for one release

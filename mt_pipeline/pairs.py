@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
-from nmt_common.files import InputFileError, atomic_write_text
+from nmt_common.files import atomic_write_text
 from nmt_common.logs import add_verbosity_arguments, setup_logging, verbosity
 from nmt_common.markdown import markdown_table
-from nmt_common.records import read_record, write_record
 from nmt_common.variants import VARIANTS
 
-from .errors import PipelineError
+from .errors import PipelineError, PipelineRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLD_DIR = ROOT.parent / "shared" / "data" / "word-alignment-gold"
@@ -176,21 +175,11 @@ class PairRow:
 
 
 @dataclass(frozen=True)
-class PairReport:
+class PairReport(PipelineRecord):
     """``results/<config>/report.json`` of ``python -m mt_pipeline.pairs report``."""
 
     pair: str
     rows: List[PairRow]
-
-    def write(self, path: Path) -> None:
-        write_record(path, self, indent=1)
-
-    @classmethod
-    def read(cls, path: Path) -> "PairReport":
-        try:
-            return read_record(cls, path)
-        except InputFileError as error:
-            raise PipelineError(str(error)) from None
 
 
 def row_from_outputs(variant: str, folder: Path) -> PairRow:

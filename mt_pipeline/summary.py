@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from nmt_common.files import InputFileError, atomic_write_text
+from nmt_common.files import atomic_write_text
 from nmt_common.markdown import markdown_table
-from nmt_common.records import RecordError, from_json, read_record, write_record
+from nmt_common.records import RecordError, from_json
 
 from alignment_eval.alignments.errors import AlignmentInputError
 from alignment_eval.alignments.records import AerReport, AerRow, StatsReport
 
 from .bleu import BleuInputError, BleuRecord, read_lines
-from .errors import PipelineError
+from .errors import PipelineError, PipelineRecord
 from .log import log as log_progress
 from .significance import PairedBootstrap, mean_and_sd, paired_bootstrap
 
@@ -79,7 +79,7 @@ class RunSummary:
 
 
 @dataclass(frozen=True)
-class SummaryRecord:
+class SummaryRecord(PipelineRecord):
     """``summary.json`` of an experiment (:func:`write_summary`)."""
 
     command: str
@@ -89,16 +89,6 @@ class SummaryRecord:
     pending: List[str]  # "<variant> seed <n>" not finished
     baselines: Optional[List[AlignerSummary]]
     runs: List[RunSummary]
-
-    def write(self, path: Path) -> None:
-        write_record(path, self, indent=1)
-
-    @classmethod
-    def read(cls, path: Path) -> "SummaryRecord":
-        try:
-            return read_record(cls, path)
-        except InputFileError as error:
-            raise PipelineError(str(error)) from None
 
 
 def read_aligner_summary(path: Path) -> Optional[List[AlignerSummary]]:

@@ -12,12 +12,12 @@ import re
 import shlex
 import subprocess
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from nmt_common.files import InputFileError, atomic_write_text, write_json
-from nmt_common.records import read_record
+from nmt_common.files import InputFileError, atomic_write_text
+from nmt_common.records import RecordFile
 
 from .subprocesses import PLUGIN_DIR, subprocess_environment
 
@@ -47,7 +47,7 @@ class Translation:
 
 
 @dataclass(frozen=True)
-class TranslationRecord:
+class TranslationRecord(RecordFile):
     """``translate.json``, the schema its writer and readers share: sentences, decoding time and
     speed (from fairseq-generate's own report), and the exact command."""
 
@@ -56,16 +56,9 @@ class TranslationRecord:
     sentences_per_second: Optional[float]
     command: str
 
-    def write(self, path: Path) -> None:
-        write_json(path, asdict(self), indent=1)
-
     @classmethod
-    def read(cls, path: Path) -> "TranslationRecord":
-        """Read ``translate.json``; TranslationError naming the file when it is not this schema."""
-        try:
-            return read_record(cls, path)
-        except InputFileError as error:
-            raise TranslationError(str(error)) from None
+    def input_error(cls, error: InputFileError) -> Exception:
+        return TranslationError(str(error))
 
 
 def parse_generate_output(text: str, expected: Optional[int] = None) -> List[str]:

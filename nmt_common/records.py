@@ -20,11 +20,11 @@ import types
 import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any, Type, TypeVar, Union
+from typing import Any, ClassVar, Type, TypeVar, Union
 
 from .files import InputFileError, PathLike, write_json
 
-__all__ = ["RecordError", "from_json", "to_json", "read_record", "write_record"]
+__all__ = ["RecordError", "RecordFile", "from_json", "to_json", "read_record", "write_record"]
 
 Record = TypeVar("Record")
 
@@ -178,3 +178,30 @@ def read_record(cls: Type[Record], path: PathLike) -> Record:
 def write_record(path: PathLike, record: Any, indent: int = 1) -> None:
     """Write ``record`` as JSON atomically (the inverse of :func:`read_record`)."""
     write_json(path, to_json(record), indent=indent)
+
+
+class RecordFile:
+    """Base of a record that is a whole file: ``Record.read(path)`` and ``record.write(path)``.
+
+    Subclasses set ``indent`` (the committed layout) and override :meth:`input_error` to raise
+    their package's own error type for a file that is not their schema.
+    """
+
+    indent: ClassVar[int] = 1
+
+    @classmethod
+    def input_error(cls, error: InputFileError) -> Exception:
+        """The exception :meth:`read` raises for ``error`` (by default, ``error`` itself)."""
+        return error
+
+    @classmethod
+    def read(cls: Type[Record], path: PathLike) -> Record:
+        """The record in ``path``; :meth:`input_error` naming the file (and field) when it is not this schema."""
+        try:
+            return read_record(cls, path)
+        except InputFileError as error:
+            raise cls.input_error(error) from None
+
+    def write(self, path: PathLike) -> None:
+        """Write the file atomically (:func:`write_record`, this class's ``indent``)."""
+        write_record(path, self, indent=self.indent)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from nmt_common.files import InputFileError, PathLike
-from nmt_common.records import read_record, write_record
+from nmt_common.files import InputFileError
+from nmt_common.records import RecordFile
 
 from .aer import AERResult
 from .errors import AlignmentInputError
@@ -24,24 +24,12 @@ __all__ = [
 ]
 
 
-def _read(cls, path: PathLike):
-    try:
-        return read_record(cls, path)
-    except InputFileError as error:
-        raise AlignmentInputError(error.path, error.line, error.message) from None
-
-
-class _File:
-    """``read``/``write`` for a record that is a whole file."""
+class _File(RecordFile):
+    """A result file of ``alignment-eval``: a bad one raises :class:`AlignmentInputError`."""
 
     @classmethod
-    def read(cls, path: PathLike):
-        """The record in ``path``; :class:`AlignmentInputError` naming the file and field when it differs."""
-        return _read(cls, path)
-
-    def write(self, path: PathLike, indent: int = 1) -> None:
-        """Write the file atomically."""
-        write_record(path, self, indent=indent)
+    def input_error(cls, error: InputFileError) -> Exception:
+        return AlignmentInputError(error.path, error.line, error.message)
 
 
 # --- aer.json -------------------------------------------------------------------------------------
@@ -223,6 +211,8 @@ class AlignerEntry:
 @dataclass(frozen=True)
 class BaselineReport(_File):
     """``baseline.json`` of ``alignment-eval baseline``."""
+
+    indent = 2
 
     text: str
     gold: str

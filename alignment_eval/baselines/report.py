@@ -92,6 +92,6 @@ def write_baseline_outputs(
             write_alignments(path, baseline.links(direction))
             written.append(path)
     json_path, markdown_path = folder / "baseline.json", folder / "baseline.md"
-    report.write(json_path, indent=2)
+    report.write(json_path)
     atomic_write_text(markdown_path, markdown)
     return written + [json_path, markdown_path]
