@@ -6,7 +6,8 @@ its checksum (when one is known) matches, so ``DEST`` is never half-written:
 * connection dropped mid-transfer: retried with ``Range: bytes=N-`` up to ``retries``
   times; after that ``DEST.part`` is kept and a later call resumes from it;
 * server ignores the Range header (200 instead of 206): the transfer restarts from 0;
-* checksum mismatch: ``DEST.part`` is deleted and a PipelineError gives both sums;
+* checksum mismatch: nothing is deleted; the file is kept aside as ``DEST.sha256-<its sum>``
+  (:func:`kept_aside`) and a PipelineError gives both sums and names it;
 * HTTP error (404, ...): the next mirror is tried, then a PipelineError lists every error.
 """
 
@@ -40,6 +41,12 @@ class _Interrupted(Exception):
 
 def part_path(destination: Path) -> Path:
     return destination.with_name(destination.name + ".part")
+
+
+def kept_aside(destination: Path, sha256: str) -> Path:
+    """Where a file for ``destination`` whose sum is not the expected one is kept: beside it,
+    named by the first 16 hex digits of its own sum (so two different bad files do not collide)."""
+    return destination.with_name(f"{destination.name}.sha256-{sha256[:16]}")
 
 
 def _open(url: str, offset: int, timeout: float):
@@ -162,10 +169,11 @@ def download_file(
 
     actual = sha256_file(part, desc=label)
     if sha256 is not None and actual != sha256.lower():
-        part.unlink()
+        aside = kept_aside(destination, actual)
+        os.replace(part, aside)
         raise PipelineError(
             f"checksum mismatch for {label} downloaded from {used}: expected sha256 {sha256.lower()}, "
-            f"got {actual}; the corrupted download was deleted"
+            f"got {actual}; the download is kept as {aside}"
         )
     os.replace(part, destination)
     return actual

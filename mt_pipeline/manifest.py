@@ -1,33 +1,50 @@
 """Per-direction manifests (``data/manifests/<pair>.json``) and their checksum lock files.
 
-A manifest lists the official training corpora of the WMT year (archive, URL, mirrors,
-inner paths, sha256), the dev and test sets (sacreBLEU test-set names, so BLEU is scored
-against the official references, and the plain-text file names used with --from-dir) and
-the SentencePiece defaults. Checksums are ``null`` until a first verified download:
-``--record-checksums`` writes the computed sums to ``<pair>.lock.json`` beside the
-manifest (trust on first use) and later runs verify against them.
+A manifest lists the official training corpora of the WMT year, the dev and test sets
+(sacreBLEU test-set names, so BLEU is scored against the official references, and the
+plain-text file names used with --from-dir) and the SentencePiece defaults. A training corpus
+is one of:
+
+* ``"mtdata_id"``: its mtdata dataset ID; the URL and the inner paths come from mtdata's index
+  (:mod:`mt_pipeline.catalogue`), never from the manifest;
+* ``"url"`` with ``"not_in_catalogue"`` saying why no mtdata ID serves, and its inner paths;
+* ``"manual": true`` with ``"instructions"`` (CWMT needs registration), the archive's name and
+  its inner paths.
+
+``"differs_from_paper"`` says where the corpus is not the release the ReLA paper trained on.
+Checksums are ``null`` until a first verified download: ``--record-checksums`` writes the
+computed sums to ``<pair>.lock.json`` beside the manifest (trust on first use) and later runs
+verify against them.
 """
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import datetime
 import json
+import posixpath
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from nmt_common.files import write_json
 
+from .catalogue import lookup
+from .download import is_url
 from .errors import PipelineError
 from .extract import check_inner_path
 
 DEFAULT_MANIFEST_DIR = Path(__file__).resolve().parents[1] / "data" / "manifests"
 _HEX = set("0123456789abcdef")
+# What a catalogued corpus takes from mtdata's index; a manifest giving them too is refused.
+_FROM_CATALOGUE = ("url", "archive", "files", "file", "separator", "columns", "manual")
 
 
 @dataclass(frozen=True)
 class TrainSource:
     name: str
-    archive: str
+    archive: str  # file name under ROOT/downloads (see archive_name) or, for a manual corpus, the user's
     url: str | None
     mirrors: tuple = ()
     sha256: str | None = None
@@ -39,6 +56,12 @@ class TrainSource:
     file: str | None = None
     separator: str | None = None
     columns: tuple = ()
+    # or one TMX file holding both languages
+    tmx: str | None = None
+    mtdata_id: str | None = None
+    differs_from_paper: str | None = None
+    # file names accepted in --from-dir: the archive name, and the URL's own when no other corpus shares it
+    local_names: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -78,6 +101,17 @@ def available_pairs(directory: Path | None = None) -> list[str]:
     return sorted(p.stem for p in directory.glob("*.json") if not p.name.endswith(".lock.json"))
 
 
+def archive_name(url: str) -> str:
+    """The file name a download of ``url`` is saved under: the URL's path with '/' as '_'
+    (``wmt13_training-parallel-europarl-v7.tgz``), one name per URL path, so that directions
+    share a download and two corpora whose URLs end alike (OPUS's ``en-ro.txt.zip``) do not."""
+    return urllib.parse.urlsplit(url).path.strip("/").replace("/", "_")
+
+
+def _url_basename(url: str | None) -> str | None:
+    return posixpath.basename(urllib.parse.urlsplit(url).path) if url else None
+
+
 def _need(data: dict, key: str, kind, where: str):
     if key not in data:
         raise PipelineError(f"{where}: missing field '{key}'")
@@ -95,15 +129,8 @@ def _sha(value, where: str) -> str | None:
     return value.lower()
 
 
-def _train_source(entry: dict, langs: tuple, where: str) -> TrainSource:
-    name = _need(entry, "name", str, where)
-    where = f"{where} (corpus {name})"
-    manual = bool(entry.get("manual", False))
-    url = entry.get("url")
-    if not manual and not (isinstance(url, str) and url.startswith(("http://", "https://"))):
-        raise PipelineError(f"{where}: 'url' must be an http(s) URL (or mark the corpus \"manual\": true)")
-    if manual and not entry.get("instructions"):
-        raise PipelineError(f"{where}: a manual corpus needs 'instructions'")
+def _layout(entry: dict, langs: tuple, where: str) -> dict:
+    """Inner paths given in the manifest: 'files' (language -> path) or one 'file' with columns."""
     files = entry.get("files")
     single = entry.get("file")
     if (files is None) == (single is None):
@@ -113,19 +140,58 @@ def _train_source(entry: dict, langs: tuple, where: str) -> TrainSource:
             raise PipelineError(f"{where}: 'files' must map exactly the languages {', '.join(langs)}")
         for inner in files.values():
             check_inner_path(inner, where)
+        return {"files": files}
     columns = tuple(entry.get("columns", ()))
-    if single is not None:
-        check_inner_path(single, where)
-        if not entry.get("separator") or sorted(columns) != sorted(langs):
-            raise PipelineError(f"{where}: 'file' needs 'separator' and 'columns' naming {', '.join(langs)}")
-    archive = _need(entry, "archive", str, where)
-    if "/" in archive or archive in {"", ".", ".."}:
-        raise PipelineError(f"{where}: 'archive' must be a plain file name, not {archive!r}")
-    return TrainSource(
-        name=name, archive=archive, url=url, mirrors=tuple(entry.get("mirrors", ())),
-        sha256=_sha(entry.get("sha256"), where), manual=manual, instructions=entry.get("instructions"),
-        files=files, file=single, separator=entry.get("separator"), columns=columns,
-    )
+    check_inner_path(single, where)
+    if not entry.get("separator") or sorted(columns) != sorted(langs):
+        raise PipelineError(f"{where}: 'file' needs 'separator' and 'columns' naming {', '.join(langs)}")
+    return {"file": single, "separator": entry["separator"], "columns": columns}
+
+
+def _train_source(entry: dict, langs: tuple, where: str) -> TrainSource:
+    name = _need(entry, "name", str, where)
+    where = f"{where} (corpus {name})"
+    common = dict(name=name, sha256=_sha(entry.get("sha256"), where), mirrors=tuple(entry.get("mirrors", ())),
+                  differs_from_paper=entry.get("differs_from_paper"))
+    if "mtdata_id" in entry:
+        dataset_id = _need(entry, "mtdata_id", str, where)
+        copied = [key for key in _FROM_CATALOGUE if key in entry]
+        if copied:
+            raise PipelineError(f"{where}: the catalogue entry {dataset_id} gives the URL and inner paths; "
+                                f"remove {', '.join(map(repr, copied))} from the manifest")
+        found = lookup(dataset_id, langs)
+        for inner in [*(found.files or {}).values(), *([found.tmx] if found.tmx else [])]:
+            check_inner_path(inner, f"{where}: mtdata entry {dataset_id}")
+        return TrainSource(archive=archive_name(found.url), url=found.url, files=found.files, tmx=found.tmx,
+                           mtdata_id=dataset_id, **common)
+    if entry.get("manual", False):
+        if not entry.get("instructions"):
+            raise PipelineError(f"{where}: a manual corpus needs 'instructions'")
+        archive = _need(entry, "archive", str, where)
+        if "/" in archive or archive in {"", ".", ".."}:
+            raise PipelineError(f"{where}: 'archive' must be a plain file name, not {archive!r}")
+        return TrainSource(archive=archive, url=None, manual=True, instructions=entry["instructions"],
+                           **_layout(entry, langs, where), **common)
+    url = entry.get("url")
+    if not (isinstance(url, str) and is_url(url)):
+        raise PipelineError(f"{where}: name the corpus by its 'mtdata_id', or give an http(s) 'url', "
+                            f"or mark it \"manual\": true")
+    if not entry.get("not_in_catalogue"):
+        raise PipelineError(f"{where}: a corpus given by 'url' needs 'not_in_catalogue' saying why no mtdata "
+                            f"dataset ID serves (`mtdata list -l {'-'.join(langs)}`)")
+    return TrainSource(archive=archive_name(url), url=url, **_layout(entry, langs, where), **common)
+
+
+def _with_local_names(train: tuple) -> tuple:
+    """Each corpus's --from-dir names: its archive name, plus its URL's file name unless another
+    corpus of the direction has a URL ending alike."""
+    counts = collections.Counter(_url_basename(s.url) for s in train)
+    result = []
+    for source in train:
+        own = _url_basename(source.url)
+        extra = (own,) if own and own != source.archive and counts[own] == 1 else ()
+        result.append(dataclasses.replace(source, local_names=(source.archive, *extra)))
+    return tuple(result)
 
 
 def _test_set(entry: dict, langs: tuple, where: str) -> TestSet:
@@ -157,8 +223,8 @@ def load_manifest(pair: str, directory: Path | None = None) -> Manifest:
     if f"{src}-{tgt}" != pair or _need(data, "pair", str, where) != pair:
         raise PipelineError(f"{path}: 'pair', 'src' and 'tgt' disagree with the file name {pair}")
     langs = (src, tgt)
-    train = tuple(_train_source(e, langs, f"{where}: train[{i}]")
-                  for i, e in enumerate(_need(data, "train", list, where)))
+    train = _with_local_names(tuple(_train_source(e, langs, f"{where}: train[{i}]")
+                                    for i, e in enumerate(_need(data, "train", list, where))))
     if not train:
         raise PipelineError(f"{path}: no training corpus listed")
     names = [t.name for t in train]
@@ -190,9 +256,9 @@ class Lock:
         entry = self.files.get(archive)
         return _sha(entry.get("sha256"), str(self.path)) if entry else None
 
-    def record(self, archive: str, sha256: str, size: int, url: str | None) -> None:
-        self.files[archive] = {
-            "sha256": sha256, "size": size, "url": url,
+    def record(self, source: TrainSource, sha256: str, size: int) -> None:
+        self.files[source.archive] = {
+            "sha256": sha256, "size": size, "url": source.url, "mtdata_id": source.mtdata_id,
             "recorded_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
         write_json(self.path, {

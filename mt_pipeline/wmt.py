@@ -1,8 +1,14 @@
 """``mt_pipeline data --pair PAIR``: manifest -> download -> extract -> shared steps.
 
+The manifest names each corpus by its mtdata dataset ID (:mod:`mt_pipeline.catalogue`); the
+archive at the catalogue's URL is fetched by :func:`mt_pipeline.download.download_file` rather
+than by ``mtdata get``, which neither resumes an interrupted transfer, nor tries mirrors, nor
+checks any checksum (mtdata 0.5.1, ``mtdata/cache.py``), and retries without SSL verification.
+
 Layout under ROOT (default data/work; created with a .gitignore of '*'):
 
-    ROOT/downloads/ARCHIVE              archives, shared by the pairs (same name = same URL)
+    ROOT/downloads/ARCHIVE              archives, shared by the pairs (named after the URL's path)
+    ROOT/downloads/ARCHIVE.sha256-SUM   a download whose sum was not the expected one, kept aside
     ROOT/downloads/.ARCHIVE.sha256.json the archive's sum, reused while size and mtime hold
     ROOT/manual/                        where manual corpora (CWMT) may be put
     ROOT/sacrebleu/                     sacreBLEU's download cache (dev/test sets)
@@ -17,8 +23,9 @@ from typing import Sequence
 
 from nmt_common.files import atomic_path, write_json
 
+from .catalogue import read_tmx
 from .clean import CleanConfig
-from .download import download_file
+from .download import download_file, kept_aside
 from .errors import PipelineError
 from .extract import extract_members
 from .files import check_parallel, iter_lines, sha256_file
@@ -89,8 +96,6 @@ def obtain_archive(
     downloads.mkdir(parents=True, exist_ok=True)
     sidecar = _sidecar(downloads, source.archive)
     expected = expected_sha256(source, lock)
-    url_name = source.url.rsplit("/", 1)[-1].split("?")[0] if source.url else None
-    names = [source.archive] + ([url_name] if url_name and url_name != source.archive else [])
 
     path = None
     if source.manual:
@@ -98,16 +103,17 @@ def obtain_archive(
         if path is None:
             raise PipelineError(f"manual corpus {source.name}: {source.archive} not found. {source.instructions}")
     else:
-        path = find_local(from_dir, names, pair)
+        path = find_local(from_dir, source.local_names, pair)
         if path is None and (downloads / source.archive).is_file():
             path = downloads / source.archive
     if path is not None:
         actual = _cached_sha(path, sidecar)
         if expected is not None and actual != expected:
             if path.parent == downloads and not source.manual:
-                warn(f"{path}: sha256 {actual} is not the expected {expected}; downloading it again")
-                path.unlink()
+                aside = kept_aside(path, actual)
+                path.replace(aside)
                 sidecar.unlink(missing_ok=True)
+                warn(f"{path}: sha256 {actual} is not the expected {expected}; kept as {aside}, downloading again")
                 path = None
             else:
                 raise PipelineError(f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}")
@@ -120,13 +126,13 @@ def obtain_archive(
             where = f"not in --from-dir {from_dir}" if from_dir else "not downloaded yet (no --from-dir given)"
             raise PipelineError(f"{source.archive}: {where}, and --offline forbids downloading")
         path = downloads / source.archive
-        log(f"download: {source.url} -> {path}")
+        log(f"download: {source.name} ({source.mtdata_id or 'not in the catalogue'}): {source.url} -> {path}")
         actual = download_file(source.url, path, sha256=expected, mirrors=source.mirrors, retries=retries,
                                progress=progress)
         _cached_sha(path, sidecar)
     if expected is None:
         if policy.record:
-            lock.record(source.archive, actual, path.stat().st_size, source.url)
+            lock.record(source, actual, path.stat().st_size)
             log(f"{source.archive}: sha256 {actual} recorded in {lock.path}")
         else:
             warn(f"{source.archive}: no checksum known to verify it (its sha256 is {actual}); "
@@ -157,11 +163,33 @@ def _split_columns(combined: Path, source: TrainSource, outputs: dict) -> dict:
     return {"malformed_dropped": malformed}
 
 
+def _split_tmx(tmx: Path, name: str, outputs: dict) -> dict:
+    """A TMX file (``name`` in errors) -> one file per language (mtdata's reader: units missing a
+    language are skipped)."""
+    langs = tuple(outputs)
+    pairs = 0
+    with atomic_path(outputs[langs[0]]) as first, atomic_path(outputs[langs[1]]) as second, \
+            open(first, "w", encoding="utf-8", newline="\n") as out_first, \
+            open(second, "w", encoding="utf-8", newline="\n") as out_second:
+        for segment_first, segment_second in read_tmx(tmx, langs, name):
+            out_first.write(segment_first + "\n")
+            out_second.write(segment_second + "\n")
+            pairs += 1
+    return {"tmx_pairs": pairs}
+
+
 def extract_corpus(source: TrainSource, archive: Path, outputs: dict) -> dict:
     """Write the corpus's two language files; a PipelineError if their line counts differ."""
     if source.files is not None:
         members = extract_members(archive, source.files, outputs)
         info = {"members": members}
+    elif source.tmx is not None:
+        tmx = outputs[next(iter(outputs))].with_name(f"{source.name}.tmx")
+        try:
+            members = extract_members(archive, {"tmx": source.tmx}, {"tmx": tmx})
+            info = {"members": members} | _split_tmx(tmx, f"{archive}:{members['tmx'][0]}", outputs)
+        finally:
+            tmx.unlink(missing_ok=True)
     else:
         combined = outputs[source.columns[0]].with_name(f"{source.name}.combined")
         try:
@@ -240,6 +268,10 @@ def run_data_pipeline(
                 f"{lock.path}); run once with --record-checksums on a trusted connection, or fill them in"
             )
     log(f"data: {pair} ({manifest.campaign}): corpora {', '.join(s.name for s in sources)}; steps {', '.join(steps)}")
+    for source in sources:
+        if source.differs_from_paper:
+            log(f"{source.name} ({source.mtdata_id or source.url}) is not the paper's release: "
+                f"{source.differs_from_paper}")
 
     # --- download: archives, then dev/test sets -------------------------------------
     archives = {}
@@ -274,6 +306,10 @@ def run_data_pipeline(
         completed_fingerprint(marker, "download")
         testsets_info = json.loads(marker.read_text())["info"]
 
+    shared = [s for s in steps if s not in ("download", "extract")]
+    if "extract" not in steps and not shared:
+        return None
+
     # --- extract ---------------------------------------------------------------------
     corpora_fp = {}
     train = []
@@ -285,7 +321,7 @@ def run_data_pipeline(
             corpora_fp[source.name], _ = run_step(
                 f"extract {source.name}", marker,
                 params={"files": source.files, "file": source.file, "separator": source.separator,
-                        "columns": list(source.columns)},
+                        "columns": list(source.columns), "tmx": source.tmx},
                 inputs={"archive_sha256": digest}, outputs=list(outputs.values()),
                 action=lambda source=source, archive=archive, outputs=outputs: extract_corpus(source, archive, outputs),
             )
@@ -294,7 +330,6 @@ def run_data_pipeline(
         train.append((source.name, outputs[langs[0]], outputs[langs[1]]))
 
     # --- shared steps ----------------------------------------------------------------
-    shared = [s for s in steps if s not in ("download", "extract")]
     if not shared:
         return None
     spm_defaults = manifest.spm

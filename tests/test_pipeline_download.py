@@ -2,7 +2,8 @@
 
 The server listens on 127.0.0.1 only, in a daemon thread, answers Range requests, can drop
 the connection after N bytes once, and shuts itself down after SERVER_LIFETIME seconds
-whatever happens.
+whatever happens. `data` runs with it as its HTTP proxy, so the catalogue's own URLs
+(http://www.statmt.org/...) are answered locally and nothing reaches the internet.
 """
 
 import gzip
@@ -22,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from mt_pipeline import PipelineError
-from mt_pipeline.download import download_file, part_path
+from mt_pipeline.catalogue import lookup
+from mt_pipeline.download import download_file, kept_aside, part_path
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SERVER_LIFETIME = 120
@@ -97,8 +99,16 @@ class LoopbackServer:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
 
     def serve(self, path: str, data: bytes) -> str:
+        """Serve ``data`` at ``path``, or at the absolute URL ``path`` to clients using the server as proxy."""
         self.httpd.files[path] = data
-        return self.url(path)
+        return path if path.startswith("http://") else self.url(path)
+
+    @property
+    def proxy_env(self) -> dict:
+        """Environment sending every HTTP(S) request of a subprocess to this server (HTTPS ones fail)."""
+        proxy = self.url("")
+        return {"http_proxy": proxy, "https_proxy": proxy, "HTTP_PROXY": proxy, "HTTPS_PROXY": proxy,
+                "no_proxy": "", "NO_PROXY": ""}
 
     @property
     def seen(self):
@@ -129,12 +139,16 @@ def test_download_with_checksum(server, tmp_path):
     assert not part_path(destination).exists()
 
 
-def test_corrupted_download_is_deleted(server, tmp_path):
-    url = server.serve("/corpus.tgz", _payload())
+def test_checksum_mismatch_keeps_the_download_and_names_it(server, tmp_path):
+    data = _payload()
+    url = server.serve("/corpus.tgz", data)
     destination = tmp_path / "corpus.tgz"
-    with pytest.raises(PipelineError, match=r"checksum mismatch for corpus.tgz.*expected sha256 0{64}.*deleted"):
+    kept = kept_aside(destination, hashlib.sha256(data).hexdigest())
+    with pytest.raises(PipelineError, match=r"checksum mismatch for corpus.tgz.*expected sha256 0{64}, got "
+                                            + hashlib.sha256(data).hexdigest() + "; the download is kept as "
+                                            + re.escape(str(kept))):
         download_file(url, destination, sha256="0" * 64, progress=False)
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [kept] and kept.read_bytes() == data
 
 
 def test_interrupted_download_resumes_with_range(server, tmp_path):
@@ -211,14 +225,19 @@ def _zip(members: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _run(*arguments, cwd):
+def _run(*arguments, cwd, env=None):
     return subprocess.run([sys.executable, "-m", "mt_pipeline", *map(str, arguments)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, OMP_NUM_THREADS="1", **(env or {})))
+
+
+EUROPARL, COMMONCRAWL = "Statmt-europarl_wmt13-7-deu-eng", "Statmt-commoncrawl_wmt13-1-deu-eng"
 
 
 @pytest.fixture
 def mini_wmt(server, tmp_path):
-    """An en-de manifest whose archives (the real inner layout) are on the loopback server."""
+    """The en-de manifest's first two corpora, as catalogued, with small archives of the real inner
+    layout answered by the loopback server at the catalogue's URLs (the server is the proxy)."""
     europarl = _tgz({
         "training/europarl-v7.de-en.en": _lines("en", 0, 1200),
         "training/europarl-v7.de-en.de": _lines("de", 0, 1200),
@@ -228,13 +247,29 @@ def mini_wmt(server, tmp_path):
         "commoncrawl.de-en.en": _lines("en", 1200, 2000),
         "commoncrawl.de-en.de": _lines("de", 1200, 2000),
     })
+    urls = {name: lookup(dataset_id, ("en", "de")).url for name, dataset_id in
+            [("europarl", EUROPARL), ("commoncrawl", COMMONCRAWL)]}
+    server.serve(urls["europarl"], europarl)
+    server.serve(urls["commoncrawl"], commoncrawl)
     manifest = json.loads((Path(__file__).resolve().parents[1] / "data" / "manifests" / "en-de.json").read_text())
-    manifest["train"] = [manifest["train"][0] | {"url": server.serve("/wmt13/europarl.tgz", europarl)},
-                         manifest["train"][1] | {"url": server.serve("/wmt13/cc.zip", commoncrawl)}]
+    manifest["train"] = manifest["train"][:2]
+    assert [entry["mtdata_id"] for entry in manifest["train"]] == [EUROPARL, COMMONCRAWL]
     folder = tmp_path / "manifests"
     folder.mkdir()
     (folder / "en-de.json").write_text(json.dumps(manifest))
-    return {"manifests": folder, "archives": {"europarl": europarl, "commoncrawl": commoncrawl}}
+    return {"manifests": folder, "archives": {"europarl": europarl, "commoncrawl": commoncrawl}, "urls": urls,
+            "names": {"europarl": "wmt13_training-parallel-europarl-v7.tgz",
+                      "commoncrawl": "wmt13_training-parallel-commoncrawl.tgz"},
+            "env": server.proxy_env}
+
+
+def _local_testsets(folder: Path) -> Path:
+    """Tiny newstest2013/2014 files for --from-dir, so that no run asks sacreBLEU."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ["newstest2013", "newstest2014"]:
+        (folder / f"{name}.en").write_text("one\ntwo\n")
+        (folder / f"{name}.de").write_text("eins\nzwei\n")
+    return folder
 
 
 @needs_shared
@@ -247,8 +282,9 @@ def test_data_end_to_end_with_checksum_lock(mini_wmt, server, tmp_path):
     common = ["--pair", "en-de", "--manifest-dir", mini_wmt["manifests"], "--root", tmp_path / "work",
               "--out", tmp_path / "bin", "--from-dir", local.parent, "--spm-vocab", "500",
               "--workers", "1", "--retries", "0"]
-    first = _run("data", *common, "--record-checksums", cwd=tmp_path)
+    first = _run("data", *common, "--record-checksums", cwd=tmp_path, env=mini_wmt["env"])
     assert first.returncode == 0, first.stderr
+    assert server.seen == [(mini_wmt["urls"]["europarl"], None), (mini_wmt["urls"]["commoncrawl"], None)]
     bin_dir = tmp_path / "bin"
     for name in ["dict.en.txt", "dict.de.txt", "train.en-de.en.bin", "test.en-de.de.idx", "spm.model",
                  "test.raw.en", "test.raw.de", "prepare.json"]:
@@ -258,58 +294,70 @@ def test_data_end_to_end_with_checksum_lock(mini_wmt, server, tmp_path):
     assert info["counts"]["test"] == 300 and 1900 < info["counts"]["train"] <= 2000
     assert (tmp_path / "work" / ".gitignore").read_text().strip().endswith("*")
     lock = json.loads((mini_wmt["manifests"] / "en-de.lock.json").read_text())["files"]
-    for archive, content in zip(["training-parallel-europarl-v7.tgz", "training-parallel-commoncrawl.tgz"],
-                                mini_wmt["archives"].values()):
-        assert lock[archive]["sha256"] == hashlib.sha256(content).hexdigest()
+    for corpus, dataset_id in [("europarl", EUROPARL), ("commoncrawl", COMMONCRAWL)]:
+        recorded = lock[mini_wmt["names"][corpus]]
+        assert recorded["sha256"] == hashlib.sha256(mini_wmt["archives"][corpus]).hexdigest()
+        assert (recorded["url"], recorded["mtdata_id"]) == (mini_wmt["urls"][corpus], dataset_id)
 
     # Everything complete: a second run skips every step, and now every sum is known.
     requests = len(server.seen)
-    second = _run("data", *common, "--require-checksums", cwd=tmp_path)
+    second = _run("data", *common, "--require-checksums", cwd=tmp_path, env=mini_wmt["env"])
     assert second.returncode == 0, second.stderr
     assert second.stderr.count("already complete, skipped") >= 6 and len(server.seen) == requests
 
-    # A recorded sum that no longer matches the file: re-downloaded, still wrong -> clear error.
+    # A recorded sum that no longer matches the file: kept aside, downloaded again, still wrong ->
+    # an error naming the kept file; nothing is deleted.
+    name, content = mini_wmt["names"]["commoncrawl"], mini_wmt["archives"]["commoncrawl"]
     lock_path = mini_wmt["manifests"] / "en-de.lock.json"
-    text = lock_path.read_text().replace(lock["training-parallel-commoncrawl.tgz"]["sha256"], "f" * 64)
-    lock_path.write_text(text)
-    third = _run("data", *common, cwd=tmp_path)
-    assert third.returncode == 2
-    assert "checksum mismatch for training-parallel-commoncrawl.tgz" in third.stderr
-    assert "Traceback" not in third.stderr
-    assert not (tmp_path / "work" / "downloads" / "training-parallel-commoncrawl.tgz").exists()
+    lock_path.write_text(lock_path.read_text().replace(lock[name]["sha256"], "f" * 64))
+    third = _run("data", *common, cwd=tmp_path, env=mini_wmt["env"])
+    assert third.returncode == 2 and "Traceback" not in third.stderr
+    kept = kept_aside(tmp_path / "work" / "downloads" / name, hashlib.sha256(content).hexdigest())
+    assert f"checksum mismatch for {name}" in third.stderr and f"the download is kept as {kept}" in third.stderr
+    assert kept.read_bytes() == content
+    assert not (tmp_path / "work" / "downloads" / name).exists()
+
+
+def test_data_resumes_an_interrupted_catalogue_download(mini_wmt, server, tmp_path):
+    url, content = mini_wmt["urls"]["europarl"], mini_wmt["archives"]["europarl"]
+    server.httpd.drop_once[url] = 1000
+    result = _run("data", "--pair", "en-de", "--manifest-dir", mini_wmt["manifests"], "--root", tmp_path / "w",
+                  "--from-dir", _local_testsets(tmp_path / "local"), "--steps", "download", "--retries", "1",
+                  cwd=tmp_path, env=mini_wmt["env"])
+    assert result.returncode == 0, result.stderr
+    assert server.seen[:2] == [(url, None), (url, "bytes=1000-")]
+    assert (tmp_path / "w" / "downloads" / mini_wmt["names"]["europarl"]).read_bytes() == content
 
 
 def test_require_checksums_fails_before_downloading(mini_wmt, server, tmp_path):
     result = _run("data", "--pair", "en-de", "--manifest-dir", mini_wmt["manifests"], "--root", tmp_path / "w",
-                  "--require-checksums", cwd=tmp_path)
+                  "--require-checksums", cwd=tmp_path, env=mini_wmt["env"])
     assert result.returncode == 2
-    assert "--require-checksums: no sha256 known for training-parallel-europarl-v7.tgz" in result.stderr
+    assert f"--require-checksums: no sha256 known for {mini_wmt['names']['europarl']}" in result.stderr
     assert server.seen == []
 
 
 def test_data_404_is_a_clear_error(mini_wmt, server, tmp_path):
-    del server.httpd.files["/wmt13/cc.zip"]
+    del server.httpd.files[mini_wmt["urls"]["commoncrawl"]]
     result = _run("data", "--pair", "en-de", "--manifest-dir", mini_wmt["manifests"], "--root", tmp_path / "w",
-                  "--steps", "download", "--retries", "0", cwd=tmp_path)
+                  "--from-dir", _local_testsets(tmp_path / "local"), "--steps", "download", "--retries", "0",
+                  cwd=tmp_path, env=mini_wmt["env"])
     assert result.returncode == 2
-    assert "could not download training-parallel-commoncrawl.tgz: HTTP 404" in result.stderr
+    assert (f"could not download {mini_wmt['names']['commoncrawl']}: HTTP 404 Not Found for "
+            f"{mini_wmt['urls']['commoncrawl']}") in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_from_dir_offline_uses_local_archives(mini_wmt, tmp_path):
-    local = tmp_path / "local"
-    local.mkdir()
-    (local / "training-parallel-europarl-v7.tgz").write_bytes(mini_wmt["archives"]["europarl"])
+    local = _local_testsets(tmp_path / "local")  # dev/test sets as plain files beside the archives
+    (local / mini_wmt["names"]["europarl"]).write_bytes(mini_wmt["archives"]["europarl"])
     # the URL's own file name is accepted too
-    (local / "cc.zip").write_bytes(mini_wmt["archives"]["commoncrawl"])
-    for name in ["newstest2013", "newstest2014"]:  # dev/test sets as plain files beside them
-        (local / f"{name}.en").write_text("one\ntwo\n")
-        (local / f"{name}.de").write_text("eins\nzwei\n")
+    (local / "training-parallel-commoncrawl.tgz").write_bytes(mini_wmt["archives"]["commoncrawl"])
     result = _run("data", "--pair", "en-de", "--manifest-dir", mini_wmt["manifests"], "--root", tmp_path / "w",
                   "--from-dir", local, "--offline", "--steps", "download,extract", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     extracted = tmp_path / "w" / "en-de" / "extracted"
     assert (extracted / "europarl-v7.de").read_bytes() == _lines("de", 0, 1200)
-    assert (extracted / "commoncrawl.en").is_file()
-    assert not (tmp_path / "w" / "downloads" / "training-parallel-europarl-v7.tgz").exists()
+    assert (extracted / "commoncrawl.en").read_bytes() == _lines("en", 1200, 2000)
+    assert not list((tmp_path / "w" / "downloads").glob("*.tgz"))
     assert "no checksum known" in result.stderr  # warned, not silently trusted

@@ -299,15 +299,16 @@ def test_unknown_pair_lists_the_valid_ones():
 
 
 def test_broken_manifest_is_reported(tmp_path):
-    data = json.loads((MANIFESTS / "en-de.json").read_text())
-    data["train"][0]["files"] = {"en": "../escape.en", "de": "x.de"}
-    (tmp_path / "en-de.json").write_text(json.dumps(data))
-    with pytest.raises(PipelineError, match=r"en-de\.json: train\[0\] \(corpus europarl-v7\): unsafe inner path"):
-        load_manifest("en-de", tmp_path)
-    data["train"][0]["files"] = {"en": "a.en", "fr": "a.fr"}
-    (tmp_path / "en-de.json").write_text(json.dumps(data))
-    with pytest.raises(PipelineError, match="'files' must map exactly the languages en, de"):
-        load_manifest("en-de", tmp_path)
+    data = json.loads((MANIFESTS / "en-fr.json").read_text())
+    un = [entry["name"] for entry in data["train"]].index("un")  # not in the catalogue: typed inner paths
+    data["train"][un]["files"] = {"en": "../escape.en", "fr": "x.fr"}
+    (tmp_path / "en-fr.json").write_text(json.dumps(data))
+    with pytest.raises(PipelineError, match=rf"en-fr\.json: train\[{un}\] \(corpus un\): unsafe inner path"):
+        load_manifest("en-fr", tmp_path)
+    data["train"][un]["files"] = {"en": "a.en", "de": "a.de"}
+    (tmp_path / "en-fr.json").write_text(json.dumps(data))
+    with pytest.raises(PipelineError, match="'files' must map exactly the languages en, fr"):
+        load_manifest("en-fr", tmp_path)
 
 
 # --- dev/test sets through sacreBLEU (its cache filled by hand: no network) ----------------
