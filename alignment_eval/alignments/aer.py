@@ -25,7 +25,7 @@ sure links has recall 0.0; and F is 0.0 whenever precision or recall is 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -65,14 +65,7 @@ class AERCounts:
     sentences: int
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "a": self.a,
-            "s": self.s,
-            "p": self.p,
-            "a_and_s": self.a_and_s,
-            "a_and_p": self.a_and_p,
-            "sentences": self.sentences,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
