@@ -19,6 +19,7 @@ from .alignments.errors import AlignmentInputError
 from .alignments.version import __version__
 from .analysis import cli as analysis_commands
 from .baselines import cli as baseline_commands
+from .explorer import cli as explorer_commands
 from .interpretability import cli as interpretability_commands
 
 __all__ = ["EXIT_INPUT_ERROR", "PROG", "build_parser", "main"]
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     analysis_commands.add_commands(subparsers)  # extract, stats, report
     baseline_commands.add_command(subparsers)  # baseline
     interpretability_commands.add_command(subparsers)  # interpret
+    explorer_commands.add_command(subparsers)  # explore
     return parser
 
 

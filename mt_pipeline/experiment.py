@@ -17,6 +17,8 @@ Output layout::
     OUT/<variant>/seed<N>/train.json                   training record + curve (copied from the checkpoint folder)
     OUT/<variant>/seed<N>/<test set>/translate.json    + test.hyp (not committed), bleu.json
     OUT/<variant>/seed<N>/attention/                   stats.json, aer.json (alignment-eval)
+    OUT/explorer/explorer.html                         every variant's seed-1 attention, side by side
+                                                       (alignment-eval explore; holds the text: not committed)
     CHECKPOINTS/<name>/<variant>/seed<N>/              fairseq checkpoints, run.json, train.log
 """
 
@@ -112,6 +114,90 @@ def evaluate_run(run: Run, log: Callable[[str], None] = log_progress) -> None:
                                       "argmax", "nonzero", "--out-dir", attention_dir], run.out / "eval.log"))
 
 
+#: Sentence pairs on the explorer page of an experiment (the first of the gold or test text): a page of
+#: every variant stays small (about 3 MB per tiny model) and quick to build; ``alignment-eval explore``
+#: without --sentences covers a whole text.
+EXPLORER_SENTENCES = 100
+
+
+def explorer_text(spec: ExperimentSpec, folder: Path) -> Optional[tuple]:
+    """(text, gold args, inputs) for the explorer page: the gold set, else the prepared test set
+    (written to ``folder/text.src-tgt`` as 'source ||| reference'); None when there is neither."""
+    if spec.gold is not None:
+        gold = spec.gold
+        arguments = ["--gold", gold.alignment] + (["--gold-one-based"] if gold.one_based else [])
+        arguments += ["--reverse"] if gold.reverse else []
+        return gold.text, arguments, {"text_sha256": sha256_file(gold.text), "gold_sha256": sha256_file(gold.alignment),
+                                      "reverse": gold.reverse}
+    from .errors import PipelineError
+    from .prepare import PreparedData
+
+    try:
+        text = explorer_test_text(PreparedData.load(spec.data_bin), folder)
+    except PipelineError:
+        return None
+    return (text, [], {"text_sha256": sha256_file(text)}) if text is not None else None
+
+
+def explorer_test_text(prepared, folder: Path) -> Optional[Path]:
+    """The first :data:`EXPLORER_SENTENCES` raw test pairs of a prepared corpus as ``folder/text.src-tgt``
+    ('source ||| reference', written atomically); None when it has no test set."""
+    from nmt_common.files import atomic_write_text
+
+    if prepared.test_source is None or prepared.test_reference is None:
+        return None
+    sources = prepared.test_source.read_text(encoding="utf-8").splitlines()[:EXPLORER_SENTENCES]
+    targets = prepared.test_reference.read_text(encoding="utf-8").splitlines()[:EXPLORER_SENTENCES]
+    text = folder / "text.src-tgt"
+    atomic_write_text(text, "".join(f"{s.strip()} ||| {t.strip()}\n" for s, t in zip(sources, targets)))
+    return text
+
+
+def explorer_page(spec: ExperimentSpec, runs: Sequence[Run], log: Callable[[str], None] = log_progress) -> Optional[Path]:
+    """``alignment-eval explore`` on every variant's seed-1 run (its lowest seed without one) -> OUT/explorer/.
+
+    One page, the variants side by side, on the first :data:`EXPLORER_SENTENCES` pairs of the gold text (with
+    its links) or of the test set. Fingerprinted like every step (checkpoints' hashes, text, settings): a rerun
+    skips it. It contains the text, so OUT/explorer/ is not committed (.gitignore). A page that cannot be
+    built is reported and skipped: it never stops an experiment.
+    """
+    from .errors import PipelineError
+
+    chosen = {}
+    for run in sorted(runs, key=lambda r: (r.seed != 1, r.seed)):
+        if run.variant not in chosen and training_run(run).done() is not None:
+            chosen[run.variant] = run
+    folder = spec.out_dir / "explorer"
+    try:
+        checkpoints = {variant: chosen_checkpoint(run) for variant, run in chosen.items()}
+        text = explorer_text(spec, folder) if checkpoints else None
+    except (PipelineError, OSError) as exc:
+        log(f"[explorer] page skipped: {exc}")
+        return None
+    if text is None:
+        if checkpoints:
+            log(f"[explorer] page skipped: no gold set and no prepared test set in {spec.data_bin}")
+        return None
+    text_path, gold_args, text_inputs = text
+    page = folder / "explorer.html"
+    command = [BIN / "alignment-eval", "explore", "--data-dir", spec.data_bin, "--text", text_path, *gold_args,
+               "--sentences", str(EXPLORER_SENTENCES), "--title", f"{spec.name}: attention of seed-1 models",
+               "--out", page]
+    if Path(spec.spm_model).is_file():
+        command += ["--spm", spec.spm_model]
+    for variant, checkpoint in checkpoints.items():
+        command += ["--checkpoint", checkpoint, "--label", f"{variant} (seed {chosen[variant].seed})"]
+    inputs = {**text_inputs, "checkpoints": {variant: sha256_file(c) for variant, c in checkpoints.items()}}
+    try:
+        run_step("explorer page", folder / "explorer.done.json", params={"sentences": EXPLORER_SENTENCES},
+                 inputs=inputs, outputs=[page],
+                 action=lambda: run_logged(command, folder / "explore.log"))
+    except RuntimeError as exc:  # the log's tail names the problem
+        log(f"[explorer] page not built: {exc}")
+        return None
+    return page
+
+
 def aligner_baselines(spec: ExperimentSpec, log: Callable[[str], None] = log_progress) -> Optional[list]:
     """fast_align and eflomal (grow-diag-final-and) on the gold set, once per ``spec.aligner_training``.
 
@@ -174,6 +260,7 @@ def run_experiment(spec: ExperimentSpec, command: str, log: Callable[[str], None
     if not train_only:
         from .summary import write_summary
 
+        explorer_page(spec, runs, log)
         aligner_baselines(spec, log)
         write_summary(spec, command, log)
     return runs

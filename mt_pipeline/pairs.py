@@ -284,15 +284,66 @@ def run_report(args) -> int:
     return 0
 
 
+def run_explore(args) -> int:
+    """One attention-explorer page (``make explore PAIR=en-de ATTN=softmax,rela``): the direction's ATTN
+    checkpoints side by side (chosen as ``align`` does) on its gold set, else on its first test pairs
+    -> results/<config>/explorer/explorer.html (never committed: it holds the text)."""
+    from nmt_common.variants import check_variant
+
+    from .experiment import explorer_test_text
+    from .subprocesses import BIN, run_logged
+
+    variants = [v for v in args.attn.split(",") if v]
+    for variant in variants:
+        try:
+            check_variant(variant)
+        except ValueError as error:
+            raise PipelineError(f"ATTN={args.attn}: {error}") from None
+    d = direction(args.pair)
+    prepared = _prepared(args, d)
+    found = [_checkpoint(argparse.Namespace(checkpoints=args.checkpoints, attn=variant), d) for variant in variants]
+    folder = Path(args.results) / d.config / "explorer"
+    if d.gold is not None:
+        text, gold = Path(args.gold_dir) / f"{d.gold}.src-tgt", Path(args.gold_dir) / f"{d.gold}.gold"
+        if not (text.is_file() and gold.is_file()):
+            raise PipelineError(f"{gold}: gold alignment not found (set GOLD_DIR to the word-alignment-gold folder)")
+        text_args = ["--text", text, "--gold", gold, "--gold-one-based", *(["--reverse"] if d.gold_reversed else [])]
+    else:
+        text = explorer_test_text(prepared, folder)
+        if text is None:
+            raise PipelineError(f"{prepared.data_bin}: no gold alignment for {d.pair} and no test set to show")
+        text_args = ["--text", text]
+    src, tgt = d.pair.split("-")
+    spm_args = []  # one SentencePiece model per side, as align passes them
+    for option, lang in (("--source-spm", src), ("--target-spm", tgt)):
+        if prepared.spm_models.get(lang) is not None:
+            spm_args += [option, prepared.spm_models[lang]]
+    page = folder / "explorer.html"
+    command = [BIN / "alignment-eval", "explore", "--data-dir", prepared.data_bin, *spm_args, *text_args,
+               "--title", f"{d.pair}: {', '.join(variants)}", "--out", page]
+    for variant, checkpoint in zip(variants, found):
+        command += ["--checkpoint", checkpoint, "--label", variant]
+    command += [*(["--sentences", str(args.sentences)] if args.sentences else []), "--bits", str(args.bits),
+                *(["--cross-only"] if args.cross_only else [])]
+    try:
+        run_logged(command, folder / "explore.log")
+    except RuntimeError as error:
+        raise PipelineError(str(error)) from None
+    print(page)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m mt_pipeline.pairs", description=__doc__.split("\n\n")[0])
     add_verbosity_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, function in (("translate", run_translate), ("bleu", run_bleu), ("align", run_align),
-                           ("report", run_report)):
+                           ("report", run_report), ("explore", run_explore)):
         command = commands.add_parser(name)
         command.add_argument("--pair", required=True, help=f"one of {', '.join(DIRECTIONS)}")
-        if name != "report":
+        if name == "explore":
+            command.add_argument("--attn", required=True, help="variants side by side, separated by commas")
+        elif name != "report":
             command.add_argument("--attn", default="softmax", choices=VARIANTS)
         command.add_argument("--data-bin", help="default data-bin/<config>")
         command.add_argument("--checkpoints", default="checkpoints")
@@ -303,8 +354,12 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--batch-size", type=int, default=64)
         if name == "bleu":
             command.add_argument("--reference", help="reference file (default: sacreBLEU's test set, else the raw test reference)")
-        if name == "align":
+        if name in ("align", "explore"):
             command.add_argument("--gold-dir", default=str(GOLD_DIR))
+        if name == "explore":
+            command.add_argument("--sentences", type=int, help="the first N pairs of the text (default: all)")
+            command.add_argument("--bits", type=int, default=8, help="bits per stored weight (default: 8)")
+            command.add_argument("--cross-only", action="store_true", help="cross-attention only (a smaller page)")
     return parser
 
 

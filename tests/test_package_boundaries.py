@@ -30,6 +30,7 @@ MAY_IMPORT = {
         "nmt_common", "alignment_eval.alignments", "alignment_eval.analysis", "alignment_eval.interpretability",
         "fairseq_plugins",
     ),
+    "explorer": ("nmt_common", "alignment_eval.alignments", "alignment_eval.analysis", "alignment_eval.explorer"),
 }
 #: Subpackages that never touch the torch side, not even inside a function.
 TORCH_FREE = ("alignments", "baselines")
