@@ -12,24 +12,39 @@ TEST_WORKERS ?= 2
 export PYTHON VENV TORCH_SPEC FAIRSEQ_SPEC
 
 .PHONY: help setup test test-fast toy-data toy-train clean-toy demo results-multi30k results-multi30k-sweep \
-        interpret-multi30k data train translate bleu align report bench bench-quick
+        interpret-multi30k data train sweep translate bleu align report explore bench bench-quick
 
+# every target and the variables it reads (tests/test_make_targets.py checks that none is missing)
 help:
-	@echo "make setup                      create $(VENV): $(TORCH_SPEC), $(FAIRSEQ_SPEC), this project"
-	@echo "make test                       the whole test suite (pytest, $(TEST_WORKERS) workers)"
+	@echo "make help                       this list"
+	@echo "make setup                      create VENV (.venv): TORCH_SPEC ($(TORCH_SPEC)), FAIRSEQ_SPEC, this project [PYTHON, BROWSER=1: + headless Chromium]"
+	@echo "make test                       the whole test suite (pytest, TEST_WORKERS=$(TEST_WORKERS) workers)"
 	@echo "make test-fast                  everything but the end-to-end fairseq CLI tests"
-	@echo "make toy-data                   synthetic corpus with known alignments -> data-bin/toy"
-	@echo "make toy-train ATTN=rela        train the tiny ATTN model on it (CPU, ~1 minute)"
+	@echo "make toy-data                   synthetic corpus with known alignments -> TOY_BIN (data-bin/toy) [TOY_DIR]"
+	@echo "make toy-train ATTN=rela        train the tiny ATTN model on it (CPU, ~1 minute) [TOY_BIN]"
+	@echo "make clean-toy                  delete TOY_DIR, TOY_BIN and checkpoints/toy-*"
 	@echo "make demo                       Tatoeba De-En -> softmax and ReLA models -> BLEU, AER, report (CPU, ~7 min)"
-	@echo "make data PAIR=en-de            download and prepare a WMT direction (en-de en-fr ro-en en-fi zh-en)"
-	@echo "make train PAIR=en-de ATTN=rela fairseq-hydra-train with configs/<direction>.yaml +attention=ATTN"
-	@echo "make translate|bleu|align PAIR=en-de ATTN=rela   test set translation, sacreBLEU, AER + attention stats"
-	@echo "make report PAIR=en-de          one table across every trained variant of the pair"
-	@echo "make bench                      speed benchmarks, full mode (~23 min, 2 cores) -> results/perf/*_full.*"
-	@echo "make bench-quick                the same, quick mode (~1 min)"
+	@echo "make results-multi30k           the Multi30k comparison (13 runs, ~7 h on 2 cores) [RESULTS_ARGS]"
+	@echo "make results-multi30k-sweep     learning rate x warmup for softmax and rela (10 runs) [RESULTS_ARGS]"
+	@echo "make interpret-multi30k         interpretability battery on every variant of results-multi30k"
+	@echo "make data PAIR=en-de            download and prepare a WMT direction -> DATA_BIN/<config> [DATA_ARGS]"
+	@echo "                                (PAIR: en-de en-fr ro-en en-fi zh-en; DATA_BIN defaults to data-bin)"
+	@echo "make train PAIR=en-de ATTN=rela fairseq-hydra-train configs/<config>.yaml +attention=ATTN [TRAIN_ARGS, DATA_BIN, CHECKPOINT_ROOT]"
+	@echo "make sweep PAIR=en-de ATTN=softmax,rela SEEDS=1,2 LAUNCHER=basic|local|slurm"
+	@echo "                                fairseq-hydra-train --multirun, one folder per job, reruns resume"
+	@echo "                                [SWEEP_ARGS (e.g. hydra.launcher.partition=gpu batch=4gpu), DATA_BIN, CHECKPOINT_ROOT]"
+	@echo "make translate PAIR=en-de ATTN=rela   test set translation -> results/<config>/ATTN/test.hyp [DATA_BIN, CHECKPOINT_ROOT]"
+	@echo "make bleu PAIR=en-de ATTN=rela        sacreBLEU of test.hyp -> bleu.json [DATA_BIN]"
+	@echo "make align PAIR=en-de ATTN=rela       AER + attention stats on the gold set [GOLD_DIR, DATA_BIN, CHECKPOINT_ROOT]"
+	@echo "make report PAIR=en-de          one table across every scored variant of the pair"
+	@echo "make explore PAIR=en-de ATTN=softmax,rela  attention explorer page, variants side by side -> results/<config>/explorer/ [GOLD_DIR, DATA_BIN, CHECKPOINT_ROOT, EXPLORE_ARGS]"
+	@echo "make bench                      speed benchmarks, full mode (~23 min, 2 cores) -> results/perf/*_full.* [BENCH_THREADS]"
+	@echo "make bench-quick                the same, quick mode (~1 min) [BENCH_THREADS]"
 
+BROWSER ?= 0
 setup:
 	@bash scripts/setup_env.sh
+	@if [ "$(BROWSER)" = "1" ]; then bash scripts/install_browser.sh; fi
 
 test:
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) -q
@@ -72,18 +87,53 @@ CONFIG_zh-en := wmt18_zh_en
 CONFIG = $(or $(CONFIG_$(PAIR)),$(error unknown PAIR=$(PAIR); use one of en-de en-fr ro-en en-fi zh-en))
 DATA_ARGS ?=
 TRAIN_ARGS ?=
+# the same roots as the Hydra configs (${oc.env:DATA_BIN,data-bin}, ${oc.env:CHECKPOINT_ROOT,checkpoints})
+DATA_ROOT = $(or $(DATA_BIN),data-bin)
+CKPT_ROOT = $(or $(CHECKPOINT_ROOT),checkpoints)
+GOLD_DIR ?=
+LAUNCHER ?= basic
+SEEDS ?=
+SWEEP_ARGS ?=
+# each target checks its inputs first: one line naming what is missing and the target that makes it
+CHECK = $(BIN)/python -m mt_pipeline.launch_checks --pair $(PAIR) --config $(CONFIG) --data-root $(DATA_ROOT) \
+        --checkpoints $(CKPT_ROOT) $(if $(GOLD_DIR),--gold-dir $(GOLD_DIR))
+PAIR_PATHS = --data-bin $(DATA_ROOT)/$(CONFIG) --checkpoints $(CKPT_ROOT)
+# $(call check,TARGET OPTIONS): stop make with the check's one line (as make's own errors) when an input is missing
+# (the check prints it on stdout with --make; a crash of the check itself, status != 0, stops make too)
+check = $(eval _missing := $(shell $(CHECK) --make $(1)))$(if $(or $(_missing),$(filter-out 0,$(.SHELLSTATUS))),$\
+        $(error $(or $(_missing),the input check failed: $(CHECK) $(1))))
 
 data:
-	$(BIN)/python -m mt_pipeline data --pair $(PAIR) --out data-bin/$(CONFIG) $(DATA_ARGS)
+	$(BIN)/python -m mt_pipeline data --pair $(PAIR) --out $(DATA_ROOT)/$(CONFIG) $(DATA_ARGS)
 
 train:
+	@$(call check,train --attn $(ATTN))
 	$(BIN)/fairseq-hydra-train --config-dir configs --config-name $(CONFIG) +attention=$(ATTN) $(TRAIN_ARGS)
 
-translate bleu align:
-	$(BIN)/python -m mt_pipeline.pairs $@ --pair $(PAIR) --attn $(ATTN)
+# one job per variant x seed (configs/launcher/, configs/base/sweep_layout.yaml)
+sweep:
+	@$(call check,sweep --attn $(ATTN) --launcher $(LAUNCHER) --seeds '$(SEEDS)')
+	$(BIN)/fairseq-hydra-train --config-dir configs --config-name $(CONFIG) --multirun +launcher=$(LAUNCHER) \
+	    +attention=$(ATTN) $(if $(SEEDS),common.seed=$(SEEDS) 'hydra.sweep.subdir=$${model.attention}/seed$${common.seed}') \
+	    $(SWEEP_ARGS)
+
+translate bleu:
+	@$(call check,$@ --attn $(ATTN))
+	$(BIN)/python -m mt_pipeline.pairs $@ --pair $(PAIR) --attn $(ATTN) $(PAIR_PATHS)
+
+align:
+	@$(call check,$@ --attn $(ATTN))
+	$(BIN)/python -m mt_pipeline.pairs $@ --pair $(PAIR) --attn $(ATTN) $(PAIR_PATHS) $(if $(GOLD_DIR),--gold-dir $(GOLD_DIR))
 
 report:
+	@$(call check,report)
 	$(BIN)/python -m mt_pipeline.pairs report --pair $(PAIR)
+
+# one HTML page: ATTN's checkpoints side by side on the gold set (EXPLORE_ARGS: --sentences N, --bits B, --cross-only)
+EXPLORE_ARGS ?=
+explore:
+	@$(call check,explore --attn $(ATTN))
+	$(BIN)/python -m mt_pipeline.pairs explore --pair $(PAIR) --attn $(ATTN) $(PAIR_PATHS) $(if $(GOLD_DIR),--gold-dir $(GOLD_DIR)) $(EXPLORE_ARGS)
 
 # --- demo and recorded results -----------------------------------------------------------
 demo:

@@ -6,6 +6,7 @@ A run lives in its checkpoint folder::
     SAVE_DIR/train.log         fairseq's JSON log (appended to on every resume)
     SAVE_DIR/train.done.json   written last, when fairseq-train exits 0: updates, epochs, why it stopped
     SAVE_DIR/checkpoint_*.pt   fairseq's own checkpoints (best by validation BLEU, last, last epochs)
+    SAVE_DIR/tensorboard/      TensorBoard event files (train_inner/, train/, valid/; ``tensorboard --logdir``)
 
 The fingerprint covers everything that decides the model's trajectory: the whole
 fairseq-train command (architecture, every option, seed) with paths replaced by names,
@@ -43,6 +44,7 @@ from .log import log as log_progress
 # Bumped when what a run means changes (e.g. a new default in the command builder).
 TRAIN_CODE_VERSION = 1
 RUN_FILE, LOG_FILE, DONE_FILE = "run.json", "train.log", "train.done.json"
+TENSORBOARD_DIR = "tensorboard"
 ON_CHANGE = ("refuse", "rerun")
 STOPPING_OPTIONS = ("--max-update", "--patience")
 BUDGET_FREE_SCHEDULES = ("inverse_sqrt", "fixed")  # schedules whose learning rate ignores --max-update
@@ -267,6 +269,19 @@ def checkpoint_updates(checkpoint: Path) -> Optional[int]:
     return optimizer_history[-1].get("num_updates")
 
 
+def with_tensorboard(command: Sequence[str], save_dir: Path) -> List[str]:
+    """``command`` writing TensorBoard logs to ``SAVE_DIR/tensorboard`` unless it names its own directory.
+
+    Added when the command runs, not in ``run.command``: where the logs go does not change the model, so
+    it stays out of the fingerprint (runs trained before this default resume and are reused as before).
+    Needs tensorboardX (or tensorboard) installed; without it fairseq only warns.
+    """
+    words = [str(word) for word in command]
+    if "--tensorboard-logdir" in words:
+        return words
+    return [*words, "--tensorboard-logdir", str(Path(save_dir) / TENSORBOARD_DIR)]
+
+
 def train(run: TrainingRun, *, environment: dict, on_change: str = "refuse",
           log: Callable[[str], None] = log_progress) -> dict:
     """Train (or resume, or reuse) ``run``; returns its completion record (``train.done.json``)."""
@@ -277,10 +292,11 @@ def train(run: TrainingRun, *, environment: dict, on_change: str = "refuse",
         updates = checkpoint_updates(run.save_dir / "checkpoint_last.pt")
         log(f"{run.save_dir}: resuming from checkpoint_last.pt (update {updates})")
     started = time.time()
+    command = with_tensorboard(run.command, run.save_dir)
     with open(run.log_file, "a", encoding="utf-8") as stream:
-        stream.write(f"$ {shlex.join(run.command)}\n")
+        stream.write(f"$ {shlex.join(command)}\n")
         stream.flush()
-        result = subprocess.run(run.command, stdout=stream, stderr=subprocess.STDOUT, env=environment)
+        result = subprocess.run(command, stdout=stream, stderr=subprocess.STDOUT, env=environment)
     if result.returncode != 0:
         tail = "\n".join(run.log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-8:])
         raise RuntimeError(f"fairseq-train failed (exit {result.returncode}); see {run.log_file}:\n{tail}")

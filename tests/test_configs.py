@@ -208,6 +208,20 @@ def test_hydra_stays_in_the_launch_directory_and_logs_next_to_the_checkpoints():
     assert run_dir.startswith("${checkpoint.save_dir}/")
 
 
+def test_tensorboard_logs_go_under_each_save_dir():
+    for name in (*DIRECTIONS, "toy"):
+        for variant in ("softmax", "rela"):
+            cfg = compose(name, f"+attention={variant}")
+            assert cfg["common"]["tensorboard_logdir"] == f"{cfg['checkpoint']['save_dir']}/tensorboard"
+
+
+def test_the_plugin_is_imported_before_fairseq_starts_the_ranks():
+    """fairseq-hydra-train imports common.user_dir only inside its training main: a Hydra callback imports it
+    at job start, so the plugin's distributed checks run first (tests/test_distributed_cpu.py)."""
+    cfg = compose("wmt14_en_de", "+attention=rela", hydra_node=True)
+    assert cfg.hydra.callbacks.fairseq_plugins._target_ == "mt_pipeline.launch_checks.FairseqPluginsCallback"
+
+
 # --- the files themselves -------------------------------------------------------------------
 
 
@@ -290,6 +304,7 @@ def test_toy_config_trains_and_saves_in_the_variant_directory(toy_binarized, tmp
     assert re.search(r"valid on 'valid' subset .*\| bleu [\d.]+", log)
     assert re.search(r"num_updates 10\b", log)
     assert list((save_dir / "hydra").glob("*/hydra_train.log"))  # Hydra's output next to the checkpoints
+    assert list((save_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))  # TensorBoard by default
 
     import torch
 
