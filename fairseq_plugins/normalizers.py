@@ -486,11 +486,37 @@ def alpha_entmax(
     return _alpha_entmax_forward(scores, alpha, n_iter, need_backward=False)[0]
 
 
+#: Rows at least this long find their k-th largest score in two stages (:func:`_kth_largest`).
+TOPK_TWO_STAGE_MIN_KEYS = 128
+
+
+def _kth_largest(scores: Tensor, k: int) -> Tensor:
+    """The k-th largest score of each row, ``[..., 1]`` (-inf when fewer than k keys are unmasked).
+
+    Long rows take two cheaper selections instead of one over the row: cut it into blocks of
+    ``b`` keys and keep the k blocks with the largest maxima; the k-th largest of those k*b scores
+    is the row's. Exact: if every kept block's maximum is >= the row's k-th largest v, the k maxima
+    are k scores >= v; otherwise every block holding a score >= v was kept. Either way the kept
+    scores include k that are >= v, and they are a subset of the row.
+    """
+    keys = scores.size(-1)
+    block = 4 if keys <= 256 else 16
+    if keys < TOPK_TWO_STAGE_MIN_KEYS or keys < 2 * k * block:
+        # the k-th largest = the smallest of the k largest (unsorted selection is cheaper)
+        return scores.topk(k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
+    padding = -keys % block
+    if padding:  # -inf keys are never among a row's k largest finite scores
+        scores = F.pad(scores, (0, padding), value=float("-inf"))
+    blocks = scores.reshape(*scores.shape[:-1], -1, block)  # [..., keys / block, block]
+    kept = blocks.amax(dim=-1).topk(k, dim=-1, sorted=False).indices  # [..., k] block numbers
+    # [..., k, block] -> [..., k * block]: the scores of the kept blocks
+    candidates = blocks.gather(-2, kept.unsqueeze(-1).expand(*kept.shape, block)).flatten(-2)
+    return candidates.topk(k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
+
+
 def _topk_softmax(scores: Tensor, k: int) -> Tensor:
     """Softmax over each row's scores >= its k-th largest (``k`` < keys)."""
-    # the k-th largest = the smallest of the k largest (unsorted selection is cheaper);
-    # [..., queries, 1], -inf when fewer than k keys are unmasked
-    kth_largest = scores.topk(k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
+    kth_largest = _kth_largest(scores, k)  # [..., queries, 1]
     kept = scores.masked_fill(scores < kth_largest, float("-inf"))
     return _softmax_family_rows(F.softmax(kept, dim=-1), kept, lambda: _safe_softmax(kept))
 

@@ -119,6 +119,25 @@ def test_topk_keeps_exactly_k_and_ties_with_the_kth():
     assert (normalize("topk", tied, k=3) > 0).sum().item() == 5  # 5, 4 and the three 3s
 
 
+@pytest.mark.parametrize("keys", [64, 130, 256, 300, 1024])
+@pytest.mark.parametrize("k", [1, 8, 16])
+def test_topk_two_stage_selection_finds_the_exact_kth_largest(keys, k):
+    """The block prefilter of long rows returns torch.topk's k-th largest, with ties, -inf and padding."""
+    from fairseq_plugins.normalizers import _kth_largest
+
+    generator = torch.Generator().manual_seed(keys * 31 + k)
+    scores = torch.randn(6, 5, keys, generator=generator)
+    scores[0] = torch.randint(0, 3, (5, keys), generator=generator).float()  # many ties
+    scores[1, :, keys // 3:] = float("-inf")  # masked tail (padded keys)
+    scores[2, 0, : keys - k + 1] = float("-inf")  # fewer than k finite scores: -inf
+    scores[3] = scores[3].sort(dim=-1).values  # the largest all in the last blocks
+    expected = scores.topk(k, dim=-1).values.amin(dim=-1, keepdim=True)
+    torch.testing.assert_close(_kth_largest(scores, k), expected, rtol=0, atol=0)
+    weights = normalize("topk", scores, k=k)
+    torch.testing.assert_close(weights, normalize("topk", scores.double(), k=k).float(), rtol=1e-5, atol=1e-6)
+    assert ((weights > 0).sum(-1)[3:] == k).all()  # continuous scores: exactly k kept
+
+
 def test_topk_counts_only_unmasked_keys():
     scores = torch.tensor([[9.0, 8.0, 1.0, 2.0, 3.0]])
     mask = torch.tensor([[True, True, False, False, False]])
