@@ -105,6 +105,18 @@ def toy_binarized(toy_corpus, tmp_path_factory):
     return destination
 
 
+def train_toy_model(toy_binarized, folder, arch: str) -> Path:
+    """``arch`` trained 300 updates on the binarized toy corpus into ``folder``; its checkpoint_last.pt."""
+    run_console_script(
+        "fairseq-train", toy_binarized, "--user-dir", PLUGIN_DIR, "--arch", arch,
+        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", "0.005", "--lr-scheduler", "inverse_sqrt",
+        "--warmup-updates", "50", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+        "--max-tokens", "2000", "--max-update", "300", "--save-dir", folder, "--no-epoch-checkpoints",
+        "--seed", "1", "--num-workers", "0", "--log-format", "simple", "--disable-validation",
+    )
+    return Path(folder) / "checkpoint_last.pt"
+
+
 @pytest.fixture(scope="session")
 def toy_model(toy_corpus, toy_binarized, tmp_path_factory):
     """A rela_transformer_tiny trained 300 updates on the toy corpus, with its test text and gold.
@@ -112,13 +124,7 @@ def toy_model(toy_corpus, toy_binarized, tmp_path_factory):
     Returns a dict: checkpoint, data_dir, text ('src ||| tgt' of the test split), gold (0-based).
     """
     folder = tmp_path_factory.mktemp("toy_model")
-    run_console_script(
-        "fairseq-train", toy_binarized, "--user-dir", PLUGIN_DIR, "--arch", "rela_transformer_tiny",
-        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", "0.005", "--lr-scheduler", "inverse_sqrt",
-        "--warmup-updates", "50", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-        "--max-tokens", "2000", "--max-update", "300", "--save-dir", folder, "--no-epoch-checkpoints",
-        "--seed", "1", "--num-workers", "0", "--log-format", "simple", "--disable-validation",
-    )
+    train_toy_model(toy_binarized, folder, "rela_transformer_tiny")
     sources = (toy_corpus / "test.src").read_text().splitlines()
     targets = (toy_corpus / "test.tgt").read_text().splitlines()
     text = folder / "test.src-tgt"

@@ -28,7 +28,7 @@ from alignment_eval.cli import main
 from alignment_eval.explorer import decode_sentence
 from alignment_eval.explorer.browser import Chromium, find_chromium
 
-from conftest import PLUGIN_DIR, run_console_script
+from conftest import train_toy_model
 
 pytestmark = pytest.mark.slow
 
@@ -43,15 +43,7 @@ LABELS = ("softmax", "rela")
 @pytest.fixture(scope="module")
 def toy_softmax(toy_binarized, tmp_path_factory):
     """A softmax_transformer_tiny trained exactly like conftest's ReLA toy_model, to compare with it."""
-    folder = tmp_path_factory.mktemp("toy_softmax")
-    run_console_script(
-        "fairseq-train", toy_binarized, "--user-dir", PLUGIN_DIR, "--arch", "softmax_transformer_tiny",
-        "--optimizer", "adam", "--adam-betas", "(0.9, 0.98)", "--lr", "0.005", "--lr-scheduler", "inverse_sqrt",
-        "--warmup-updates", "50", "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-        "--max-tokens", "2000", "--max-update", "300", "--save-dir", folder, "--no-epoch-checkpoints",
-        "--seed", "1", "--num-workers", "0", "--log-format", "simple", "--disable-validation",
-    )
-    return folder / "checkpoint_last.pt"
+    return train_toy_model(toy_binarized, tmp_path_factory.mktemp("toy_softmax"), "softmax_transformer_tiny")
 
 
 @pytest.fixture(scope="module")
