@@ -96,7 +96,12 @@ def test_help_lists_every_target_with_the_variables_it_reads(tmp_path):
     ("explore", ["PAIR=en-fi", "ATTN=softmax,rela"],
      ("make explore:", "data-bin/wmt18_en_fi/prepare.json", "make data PAIR=en-fi")),
 ])
-def test_target_without_inputs_fails_with_one_line(tmp_path, target, arguments, expected):
+def test_target_without_inputs_fails_with_one_line(tmp_path, tmp_path_factory, target, arguments, expected):
+    if target == "align":  # the gold set is there (shared data or not), so the missing data-bin is what stops it
+        gold = tmp_path_factory.mktemp("gold")
+        for name in ("zhen.src-tgt", "zhen.gold"):
+            (gold / name).write_text("a ||| b\n" if name.endswith("src-tgt") else "1-1\n")
+        arguments = [*arguments, f"GOLD_DIR={gold}"]
     assert_one_line(make(tmp_path, target, *arguments), *expected)
     assert list(tmp_path.iterdir()) == []  # nothing was started, nothing written
 
