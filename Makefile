@@ -33,11 +33,11 @@ help:
 	@echo "make sweep PAIR=en-de ATTN=softmax,rela SEEDS=1,2 LAUNCHER=basic|local|slurm"
 	@echo "                                fairseq-hydra-train --multirun, one folder per job, reruns resume"
 	@echo "                                [SWEEP_ARGS (e.g. hydra.launcher.partition=gpu batch=4gpu), DATA_BIN, CHECKPOINT_ROOT]"
-	@echo "make translate PAIR=en-de ATTN=rela   test set translation -> results/<config>/ATTN/test.hyp [DATA_BIN, CHECKPOINT_ROOT]"
-	@echo "make bleu PAIR=en-de ATTN=rela        sacreBLEU of test.hyp -> bleu.json [DATA_BIN]"
-	@echo "make align PAIR=en-de ATTN=rela       AER + attention stats on the gold set [GOLD_DIR, DATA_BIN, CHECKPOINT_ROOT]"
-	@echo "make report PAIR=en-de          one table across every scored variant of the pair"
-	@echo "make explore PAIR=en-de ATTN=softmax,rela  attention explorer page, variants side by side -> results/<config>/explorer/ [GOLD_DIR, DATA_BIN, CHECKPOINT_ROOT, EXPLORE_ARGS]"
+	@echo "make translate PAIR=en-de ATTN=rela   test set translation -> results/<config>/ATTN/test.hyp [DATA_BIN, CHECKPOINT_ROOT, SEED]"
+	@echo "make bleu PAIR=en-de ATTN=rela        sacreBLEU of test.hyp -> bleu.json [DATA_BIN, SEED]"
+	@echo "make align PAIR=en-de ATTN=rela       AER + attention stats on the gold set [GOLD_DIR, DATA_BIN, CHECKPOINT_ROOT, SEED]"
+	@echo "make report PAIR=en-de          one table across every scored variant (and seed) of the pair"
+	@echo "make explore PAIR=en-de ATTN=softmax,rela  attention explorer page, variants side by side -> results/<config>/explorer/ [GOLD_DIR, DATA_BIN, CHECKPOINT_ROOT, SEED, EXPLORE_ARGS]"
 	@echo "make bench                      speed benchmarks, full mode (~23 min, 2 cores) -> results/perf/*_full.* [BENCH_THREADS]"
 	@echo "make bench-quick                the same, quick mode (~1 min) [BENCH_THREADS]"
 
@@ -93,11 +93,13 @@ CKPT_ROOT = $(or $(CHECKPOINT_ROOT),checkpoints)
 GOLD_DIR ?=
 LAUNCHER ?= basic
 SEEDS ?=
+# one seed of make sweep SEEDS=...: checkpoints and results in <variant>/seed<SEED>
+SEED ?=
 SWEEP_ARGS ?=
 # each target checks its inputs first: one line naming what is missing and the target that makes it
 CHECK = $(BIN)/python -m mt_pipeline.launch_checks --pair $(PAIR) --config $(CONFIG) --data-root $(DATA_ROOT) \
-        --checkpoints $(CKPT_ROOT) $(if $(GOLD_DIR),--gold-dir $(GOLD_DIR))
-PAIR_PATHS = --data-bin $(DATA_ROOT)/$(CONFIG) --checkpoints $(CKPT_ROOT)
+        --checkpoints $(CKPT_ROOT) $(if $(GOLD_DIR),--gold-dir $(GOLD_DIR)) $(if $(SEED),--seed $(SEED))
+PAIR_PATHS = --data-bin $(DATA_ROOT)/$(CONFIG) --checkpoints $(CKPT_ROOT) $(if $(SEED),--seed $(SEED))
 # $(call check,TARGET OPTIONS): stop make with the check's one line (as make's own errors) when an input is missing
 # (the check prints it on stdout with --make; a crash of the check itself, status != 0, stops make too)
 check = $(eval _missing := $(shell $(CHECK) --make $(1)))$(if $(or $(_missing),$(filter-out 0,$(.SHELLSTATUS))),$\

@@ -102,11 +102,14 @@ def check_prepared(data: Path, pair: str) -> None:
     _need(data / "prepare.json", f"make data PAIR={pair}")
 
 
-def check_checkpoint(checkpoints: Path, config: str, pair: str, attn: str) -> None:
-    folder = checkpoints / config / attn
+def check_checkpoint(checkpoints: Path, config: str, pair: str, attn: str, seed: Optional[int] = None) -> None:
+    from .pairs import run_folder
+
+    folder = checkpoints / config / run_folder(attn, seed)
+    made_by = f"make sweep PAIR={pair} ATTN={attn} SEEDS={seed}" if seed is not None else \
+        f"make train PAIR={pair} ATTN={attn}"
     if not any((folder / name).is_file() for name in CHECKPOINT_NAMES):
-        raise MissingInput(f"{_show(folder)} has no checkpoint ({', '.join(CHECKPOINT_NAMES)}): run make train "
-                           f"PAIR={pair} ATTN={attn} first")
+        raise MissingInput(f"{_show(folder)} has no checkpoint ({', '.join(CHECKPOINT_NAMES)}): run {made_by} first")
 
 
 def _check_gold(args: argparse.Namespace, gold: str) -> None:
@@ -150,7 +153,7 @@ def check_inputs(args: argparse.Namespace) -> None:
             _check_gold(args, gold)
         check_prepared(data, args.pair)
         for variant in variants:
-            check_checkpoint(checkpoints, args.config, args.pair, variant)
+            check_checkpoint(checkpoints, args.config, args.pair, variant, args.seed)
         return
     if args.target == "align":
         from .pairs import DIRECTIONS
@@ -162,10 +165,12 @@ def check_inputs(args: argparse.Namespace) -> None:
         _check_gold(args, gold)
     check_prepared(data, args.pair)
     if args.target == "bleu":
-        _need(Path(args.results) / args.config / args.attn / "test.hyp",
-              f"make translate PAIR={args.pair} ATTN={args.attn}")
+        from .pairs import run_folder
+
+        _need(Path(args.results) / args.config / run_folder(args.attn, args.seed) / "test.hyp",
+              f"make translate PAIR={args.pair} ATTN={args.attn}" + (f" SEED={args.seed}" if args.seed is not None else ""))
         return
-    check_checkpoint(checkpoints, args.config, args.pair, args.attn)
+    check_checkpoint(checkpoints, args.config, args.pair, args.attn, args.seed)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -183,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gold-dir", default=None, help=f"default {GOLD_DIR}")
     parser.add_argument("--launcher", default="basic")
     parser.add_argument("--seeds", default="")
+    parser.add_argument("--seed", type=int, help="the make variable SEED: one seed of a sweep")
     parser.add_argument("--make", action="store_true",
                         help="print the message on stdout (the Makefile's $(shell) reads it), not stderr")
     return parser

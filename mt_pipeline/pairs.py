@@ -53,12 +53,21 @@ def direction(pair: str) -> Direction:
     return DIRECTIONS[pair]
 
 
+def run_folder(attn: str, seed: Optional[int]) -> Path:
+    """``<variant>``, or ``<variant>/seed<N>`` for one seed of ``make sweep SEEDS=...``: under the
+    checkpoint root and the results folder alike."""
+    return Path(attn) / f"seed{seed}" if seed is not None else Path(attn)
+
+
 def _checkpoint(args, d: Direction) -> Path:
-    folder = Path(args.checkpoints) / d.config / args.attn
+    seed = getattr(args, "seed", None)
+    folder = Path(args.checkpoints) / d.config / run_folder(args.attn, seed)
     for name in ("checkpoint.avg.pt", "checkpoint_best.pt", "checkpoint_last.pt"):
         if (folder / name).is_file():
             return folder / name
-    raise PipelineError(f"{folder}: no checkpoint (train first: make train PAIR={d.pair} ATTN={args.attn})")
+    made_by = (f"make sweep PAIR={d.pair} ATTN={args.attn} SEEDS={seed}" if seed is not None
+               else f"make train PAIR={d.pair} ATTN={args.attn}")
+    raise PipelineError(f"{folder}: no checkpoint (train first: {made_by})")
 
 
 def _prepared(args, d: Direction):
@@ -68,7 +77,7 @@ def _prepared(args, d: Direction):
 
 
 def _out(args, d: Direction) -> Path:
-    return Path(args.results) / d.config / args.attn
+    return Path(args.results) / d.config / run_folder(args.attn, getattr(args, "seed", None))
 
 
 def run_translate(args) -> int:
@@ -274,7 +283,13 @@ def run_report(args) -> int:
     """One table across every trained variant of the pair: BLEU, AER, sparsity, null rate, diversity, speed."""
     d = direction(args.pair)
     results = Path(args.results) / d.config
-    rows = [row_from_outputs(v, results / v) for v in VARIANTS if (results / v / "bleu.json").is_file()]
+    rows = []
+    for variant in VARIANTS:  # the variant's own folder (make train), then its seeds (make sweep SEEDS=...)
+        if (results / variant / "bleu.json").is_file():
+            rows.append(row_from_outputs(variant, results / variant))
+        seeds = sorted((int(f.name[4:]), f) for f in results.glob(f"{variant}/seed*")
+                       if f.name[4:].isdigit() and (f / "bleu.json").is_file())
+        rows += [row_from_outputs(f"{variant} (seed {seed})", folder) for seed, folder in seeds]
     if not rows:
         raise PipelineError(f"{results}: no variant has been scored yet (make bleu PAIR={d.pair})")
     report = "\n".join([f"# {d.pair} ({d.config}): attention variants", "", *summary_table(rows), ""])
@@ -301,7 +316,8 @@ def run_explore(args) -> int:
             raise PipelineError(f"ATTN={args.attn}: {error}") from None
     d = direction(args.pair)
     prepared = _prepared(args, d)
-    found = [_checkpoint(argparse.Namespace(checkpoints=args.checkpoints, attn=variant), d) for variant in variants]
+    found = [_checkpoint(argparse.Namespace(checkpoints=args.checkpoints, attn=variant, seed=args.seed), d)
+             for variant in variants]
     folder = Path(args.results) / d.config / "explorer"
     if d.gold is not None:
         text, gold = Path(args.gold_dir) / f"{d.gold}.src-tgt", Path(args.gold_dir) / f"{d.gold}.gold"
@@ -322,7 +338,7 @@ def run_explore(args) -> int:
     command = [BIN / "alignment-eval", "explore", "--data-dir", prepared.data_bin, *spm_args, *text_args,
                "--title", f"{d.pair}: {', '.join(variants)}", "--out", page]
     for variant, checkpoint in zip(variants, found):
-        command += ["--checkpoint", checkpoint, "--label", variant]
+        command += ["--checkpoint", checkpoint, "--label", variant if args.seed is None else f"{variant} (seed {args.seed})"]
     command += [*(["--sentences", str(args.sentences)] if args.sentences else []), "--bits", str(args.bits),
                 *(["--cross-only"] if args.cross_only else [])]
     try:
@@ -356,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--reference", help="reference file (default: sacreBLEU's test set, else the raw test reference)")
         if name in ("align", "explore"):
             command.add_argument("--gold-dir", default=str(GOLD_DIR))
+        if name != "report":
+            command.add_argument("--seed", type=int, help="one seed of make sweep SEEDS=...: "
+                                 "<checkpoints>/<config>/<variant>/seed<N> -> <results>/<config>/<variant>/seed<N>")
         if name == "explore":
             command.add_argument("--sentences", type=int, help="the first N pairs of the text (default: all)")
             command.add_argument("--bits", type=int, default=8, help="bits per stored weight (default: 8)")

@@ -137,6 +137,16 @@ def test_explore_names_the_first_variant_without_a_checkpoint(tmp_path):
                     "checkpoints/wmt18_en_fi/rela has no checkpoint", "make train PAIR=en-fi ATTN=rela")
 
 
+def test_a_seed_of_a_sweep_is_checked_in_its_own_folder(tmp_path):
+    prepared(tmp_path / "data-bin" / "wmt14_en_de")
+    (tmp_path / "checkpoints" / "wmt14_en_de" / "rela").mkdir(parents=True)
+    (tmp_path / "checkpoints" / "wmt14_en_de" / "rela" / "checkpoint_last.pt").write_bytes(b"")  # not seed 2's
+    assert_one_line(make(tmp_path, "translate", "PAIR=en-de", "ATTN=rela", "SEED=2"),
+                    "checkpoints/wmt14_en_de/rela/seed2 has no checkpoint", "make sweep PAIR=en-de ATTN=rela SEEDS=2")
+    assert_one_line(make(tmp_path, "bleu", "PAIR=en-de", "ATTN=rela", "SEED=2"),
+                    "results/wmt14_en_de/rela/seed2/test.hyp", "make translate PAIR=en-de ATTN=rela SEED=2")
+
+
 def test_translate_and_align_without_a_checkpoint_name_make_train(tmp_path):
     prepared(tmp_path / "data-bin" / "wmt14_en_de")
     assert_one_line(make(tmp_path, "translate", "PAIR=en-de", "ATTN=entmax15"),

@@ -240,12 +240,17 @@ def test_pairs_report_rows_have_one_schema(tmp_path, capsys):
                    references="r", sentences=2).write(folder / "bleu.json")
         (folder / "train.log").write_text("| train | epoch 001 | loss 3.1 | wps 1000.0 | ups 2\n"
                                           "done training in 60.0 seconds\n", encoding="utf-8")
+    seed_folder = tmp_path / config / "rela" / "seed2"  # make bleu ... SEED=2: one seed of make sweep
+    seed_folder.mkdir()
+    BleuRecord(bleu=28.5, chrf=54.0, signature="nrefs:1|tok:13a", chrf_signature="c", hypotheses="h",
+               references="r", sentences=2).write(seed_folder / "bleu.json")
     attention = RESULTS / "multi30k-de-en" / "rela" / "seed1" / "attention"
     shutil.copytree(attention, tmp_path / config / "rela" / "attention", ignore=shutil.ignore_patterns("alignments"))
     assert main(["report", "--pair", "en-de", "--results", str(tmp_path)]) == 0
     markdown = capsys.readouterr().out
     report = PairReport.read(tmp_path / config / "report.json")
-    softmax, rela = report.rows
+    softmax, rela, rela_seed2 = report.rows
+    assert (rela_seed2.variant, rela_seed2.bleu) == ("rela (seed 2)", 28.5)
     assert (softmax.variant, softmax.bleu, softmax.train_wps, softmax.sparsity_cross) == ("softmax", 30.0, 1000.0, None)
     committed = AerReport.read(attention / "aer.json").best["argmax.normal.best-head"]
     assert rela.aer_best["argmax.normal.best-head"].aer == committed.aer and rela.null_rate_cross > 0
