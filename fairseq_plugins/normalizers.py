@@ -486,22 +486,24 @@ def alpha_entmax(
     return _alpha_entmax_forward(scores, alpha, n_iter, need_backward=False)[0]
 
 
-#: Rows at least this long find their k-th largest score in two stages (:func:`_kth_largest`).
-TOPK_TWO_STAGE_MIN_KEYS = 128
+#: Rows of this many keys find their k-th largest score in two stages (:func:`_kth_largest`); measured on
+#: CPU: 1.6x faster than one torch.topk at 256 and 384 keys, slower from 512 keys (torch selects
+#: differently there) and no faster at 64.
+TOPK_TWO_STAGE_KEYS = range(128, 385)
+TOPK_BLOCK = 4  # keys per block of the first stage
 
 
 def _kth_largest(scores: Tensor, k: int) -> Tensor:
     """The k-th largest score of each row, ``[..., 1]`` (-inf when fewer than k keys are unmasked).
 
-    Long rows take two cheaper selections instead of one over the row: cut it into blocks of
-    ``b`` keys and keep the k blocks with the largest maxima; the k-th largest of those k*b scores
-    is the row's. Exact: if every kept block's maximum is >= the row's k-th largest v, the k maxima
-    are k scores >= v; otherwise every block holding a score >= v was kept. Either way the kept
-    scores include k that are >= v, and they are a subset of the row.
+    Rows of :data:`TOPK_TWO_STAGE_KEYS` keys take two cheaper selections instead of one over the
+    row: cut it into blocks of ``b`` keys and keep the k blocks with the largest maxima; the k-th
+    largest of those k*b scores is the row's. Exact: if every kept block's maximum is >= the row's
+    k-th largest v, the k maxima are k scores >= v; otherwise every block holding a score >= v was
+    kept. Either way the kept scores include k that are >= v, and they are a subset of the row.
     """
-    keys = scores.size(-1)
-    block = 4 if keys <= 256 else 16
-    if keys < TOPK_TWO_STAGE_MIN_KEYS or keys < 2 * k * block:
+    keys, block = scores.size(-1), TOPK_BLOCK
+    if keys not in TOPK_TWO_STAGE_KEYS or keys < 2 * k * block:
         # the k-th largest = the smallest of the k largest (unsorted selection is cheaper)
         return scores.topk(k, dim=-1, sorted=False).values.amin(dim=-1, keepdim=True)
     padding = -keys % block
