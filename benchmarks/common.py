@@ -41,6 +41,8 @@ def machine_description(device: torch.device) -> Machine:
     """What the numbers were measured on."""
     import fairseq
 
+    from fairseq_plugins import cpu_kernels
+
     try:
         load = list(os.getloadavg())
     except OSError:  # pragma: no cover
@@ -61,6 +63,7 @@ def machine_description(device: torch.device) -> Machine:
         device=str(device),
         gpu=torch.cuda.get_device_name(device) if cuda else None,
         cuda=torch.version.cuda if cuda else None,
+        cpu_normalizers=cpu_kernels.status(),
     )
 
 

@@ -68,6 +68,9 @@ class Machine:
     device: str
     gpu: Optional[str] = None  # CUDA only
     cuda: Optional[str] = None  # CUDA only
+    # how sparsemax, 1.5-entmax and top-k ran on CPU (fairseq_plugins.cpu_kernels.status()); None in
+    # records made before the C++ row kernels (PyTorch operators)
+    cpu_normalizers: Optional[str] = None
 
 
 # --- attention_<mode>.json -----------------------------------------------------------------------

@@ -26,10 +26,10 @@ def _read(cls: Type[Result], path: Path) -> Optional[Result]:
 
 def _machine(machine: Machine) -> str:
     keys = ("cpu_model", "logical_cpus", "cpus_available", "torch_threads", "load_average_at_start",
-            "torch", "fairseq", "entmax", "python", "device", "gpu", "cuda", "platform")
-    cuda_only = ("gpu", "cuda")
+            "torch", "fairseq", "entmax", "python", "device", "gpu", "cuda", "platform", "cpu_normalizers")
+    optional = ("gpu", "cuda", "cpu_normalizers")  # absent on CPU / in older records
     return "\n".join(f"* {key}: {getattr(machine, key)}" for key in keys
-                     if key not in cuda_only or getattr(machine, key) is not None)
+                     if key not in optional or getattr(machine, key) is not None)
 
 
 _CLOCKS = {

@@ -26,6 +26,10 @@ Implementation notes (speed; see ``benchmarks/``):
   pass over the row into the output buffer plus row reductions, exact once the support
   settles (3-8 passes); the sort-based algorithms of the ``entmax`` package (Martins &
   Astudillo 2016; Peters et al. 2019) are the fallback for rows that do not settle.
+* On CPU, sparsemax, 1.5-entmax and top-k run through C++ row kernels (:mod:`.cpu_kernels`) that
+  solve each row with the same thresholds in a few passes and no temporaries; the PyTorch
+  formulations below are their reference and the path for other devices (or when the kernels
+  cannot be built).
 * alpha-entmax finds its threshold by safeguarded Newton iterations on the
   convex function ``||[z - tau]_+||_p - 1`` (p = 1/(alpha-1)), which reach float
   precision in 4-9 steps where bisection takes 50, long rows again from their
@@ -43,6 +47,8 @@ import torch.nn.functional as F
 from torch.autograd import Function
 
 from nmt_common.variants import VARIANTS
+
+from . import cpu_kernels
 
 Tensor = torch.Tensor
 
@@ -219,7 +225,11 @@ def _sparsemax_forward(scores: Tensor, need_support: bool):
     """Sparsemax of ``scores [..., keys]``, and (``need_support``) its support size ``[..., 1]``
     in the scores' dtype; sorting below ``SORT_FREE_MIN_SCORES`` scores, sort-free above."""
     rows = scores.reshape(-1, scores.size(-1))  # [..., keys] -> [rows, keys]
-    if rows.numel() < SORT_FREE_MIN_SCORES:
+    kernels = cpu_kernels.usable(rows)
+    if kernels is not None:
+        output, support = kernels.sparsemax_rows(rows)
+        support = support.clamp_(min=1) if need_support else None
+    elif rows.numel() < SORT_FREE_MIN_SCORES:
         tau, support = _sparsemax_threshold(rows)
         output = (rows - tau).clamp_(min=0).nan_to_num_(nan=0.0)  # NaN: rows whose keys are all masked
         support = support.to(rows.dtype) if need_support else None
@@ -252,7 +262,10 @@ def _entmax15_root(scores: Tensor) -> Tensor:
     """``[scores / 2 - tau]_+`` of 1.5-entmax (output: its square) for ``scores [..., keys]``;
     sorting below ``SORT_FREE_MIN_SCORES`` scores, sort-free above."""
     rows = scores.reshape(-1, scores.size(-1))  # [..., keys] -> [rows, keys]
-    if rows.numel() < SORT_FREE_MIN_SCORES:
+    kernels = cpu_kernels.usable(rows)
+    if kernels is not None:
+        root = kernels.entmax15_root_rows(rows)
+    elif rows.numel() < SORT_FREE_MIN_SCORES:
         root = torch.add(_entmax15_threshold(rows)[0].neg(), rows, alpha=0.5).clamp_(min=0)
     else:
         root = _entmax15_sort_free(rows)
@@ -441,7 +454,8 @@ def _safe_softmax(scores: Tensor) -> Tensor:
 def sparsemax(scores: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     """Sparsemax (Martins & Astudillo 2016): argmin_p ||p - z||^2 over the simplex.
 
-    Exact sort-based algorithm (as in the ``entmax`` package), partial sort on long rows.
+    Exact: the threshold of the sort-based algorithm (as in the ``entmax`` package), found without
+    sorting (module notes).
     """
     scores = _with_mask(scores, mask)
     if _differentiable(scores):
@@ -450,7 +464,8 @@ def sparsemax(scores: Tensor, mask: Optional[Tensor] = None) -> Tensor:
 
 
 def entmax15(scores: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-    """1.5-entmax (Peters, Niculae & Martins 2019): Tsallis alpha=1.5 entmax, exact sort-based."""
+    """1.5-entmax (Peters, Niculae & Martins 2019): Tsallis alpha=1.5 entmax; exact, the threshold of
+    their sort-based algorithm (module notes)."""
     scores = _with_mask(scores, mask)
     if _differentiable(scores):
         return _Entmax15.apply(scores)
@@ -518,6 +533,10 @@ def _kth_largest(scores: Tensor, k: int) -> Tensor:
 
 def _topk_softmax(scores: Tensor, k: int) -> Tensor:
     """Softmax over each row's scores >= its k-th largest (``k`` < keys)."""
+    kernels = cpu_kernels.usable(scores)
+    if kernels is not None:
+        # [..., keys] -> [rows, keys] -> [..., keys]
+        return kernels.topk_softmax_rows(scores.reshape(-1, scores.size(-1)), k).view_as(scores)
     kth_largest = _kth_largest(scores, k)  # [..., queries, 1]
     kept = scores.masked_fill(scores < kth_largest, float("-inf"))
     return _softmax_family_rows(F.softmax(kept, dim=-1), kept, lambda: _safe_softmax(kept))

@@ -70,6 +70,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || ! "$PY" -c "import fa
     touch "$stamp"
 fi
 
+# Build the C++ row kernels now (about a minute, cached) rather than in the first training or test.
+"$PY" -c "from fairseq_plugins import cpu_kernels; print('[setup] sparse attention CPU normalizers:', cpu_kernels.status())"
+
 "$PY" - <<'PY'
 import importlib.metadata as m
 for name in ("torch", "entmax", "sacrebleu", "hydra-core"):

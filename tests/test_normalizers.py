@@ -11,6 +11,18 @@ from nmt_common.variants import VARIANTS
 SUM_TO_ONE = [name for name, spec in NORMALIZERS.items() if spec.sums_to_one]
 
 
+@pytest.fixture(autouse=True, params=["cpu_kernels", "pytorch"])
+def implementation(request):
+    """Every property holds for both CPU paths of sparsemax, 1.5-entmax and top-k: the C++ row
+    kernels (fairseq_plugins/cpu_kernels.py) and the PyTorch formulation."""
+    from fairseq_plugins import cpu_kernels
+
+    if request.param == "cpu_kernels" and cpu_kernels.kernels() is None:
+        pytest.skip(f"C++ row kernels unavailable: {cpu_kernels.unavailable_reason()}")
+    with cpu_kernels.enabled(request.param == "cpu_kernels"):
+        yield request.param
+
+
 def random_scores(*shape, dtype=torch.float32, seed=0):
     generator = torch.Generator().manual_seed(seed)
     return torch.randn(*shape, generator=generator, dtype=dtype) * 2

@@ -1,0 +1,133 @@
+// Row kernels for sparse attention normalizers on CPU: sparsemax, 1.5-entmax and top-k softmax.
+//
+// Each function takes scores [rows, keys] (contiguous, float32 or float64; -inf marks a masked key)
+// and solves every row in a few passes over it, with no sort and no temporary tensors. On CPU the
+// PyTorch formulations cost a dozen small operators per pass; at decoding sizes their fixed cost
+// dominates (see fairseq_plugins/normalizers.py). Built on first use by fairseq_plugins/cpu_kernels.py.
+//
+// Exactness: every threshold is the one of the sort-based algorithms, computed from the final support
+// (sparsemax: Michelot 1986 / Condat 2016 Newton steps from below; 1.5-entmax: Newton steps from
+// below, then the closed form of the sort-based algorithm (Peters et al. 2019) on the support, with a sorting
+// fallback; top-k: Zhao et al. 2019, the k-th largest by insertion into a k-slot buffer).
+
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr int64_t kGrain = 16;  // rows per parallel task
+
+namespace baseline {
+#include "sparse_rows_impl.h"
+}  // namespace baseline
+
+// The same algorithms for AVX2 + FMA (8 floats per vector instead of SSE2's 4: the threshold passes
+// take 1.4-1.8x less time), chosen at run time; the build itself stays portable (no -march).
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define SPARSE_ROWS_AVX2 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace avx2 {
+#include "sparse_rows_impl.h"
+}  // namespace avx2
+#pragma GCC pop_options
+#endif
+
+bool baseline_forced = false;  // set_baseline(true): the SSE2 build even where AVX2 runs (tests)
+
+bool use_avx2() {
+#ifdef SPARSE_ROWS_AVX2
+  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return supported && !baseline_forced;
+#else
+  return false;
+#endif
+}
+
+#ifdef SPARSE_ROWS_AVX2
+#define SPARSE_ROWS_DISPATCH(function, ...) (use_avx2() ? avx2::function(__VA_ARGS__) : baseline::function(__VA_ARGS__))
+#else
+#define SPARSE_ROWS_DISPATCH(function, ...) baseline::function(__VA_ARGS__)
+#endif
+
+void check_rows(const torch::Tensor& scores, const char* name) {
+  TORCH_CHECK(scores.device().is_cpu(), name, ": CPU tensors only");
+  TORCH_CHECK(scores.dim() == 2, name, ": scores must be [rows, keys]");
+  TORCH_CHECK(scores.scalar_type() == torch::kFloat || scores.scalar_type() == torch::kDouble,
+              name, ": float32 or float64 scores only");
+}
+
+}  // namespace
+
+// (output [rows, keys], support size [rows, 1] in the scores' dtype)
+std::vector<torch::Tensor> sparsemax_rows(torch::Tensor scores) {
+  check_rows(scores, "sparsemax_rows");
+  scores = scores.contiguous();
+  auto output = torch::empty_like(scores);
+  auto support = torch::empty({scores.size(0), 1}, scores.options());
+  const int64_t keys = scores.size(1);
+  AT_DISPATCH_FLOATING_TYPES(scores.scalar_type(), "sparsemax_rows", [&] {
+    const scalar_t* z = scores.data_ptr<scalar_t>();
+    scalar_t* out = output.data_ptr<scalar_t>();
+    scalar_t* count = support.data_ptr<scalar_t>();
+    at::parallel_for(0, scores.size(0), kGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) count[r] = SPARSE_ROWS_DISPATCH(sparsemax_row, z + r * keys, out + r * keys, keys);
+    });
+  });
+  return {output, support};
+}
+
+// root [rows, keys] = [scores / 2 - tau]_+ (1.5-entmax = root^2)
+torch::Tensor entmax15_root_rows(torch::Tensor scores) {
+  check_rows(scores, "entmax15_root_rows");
+  scores = scores.contiguous();
+  auto root = torch::empty_like(scores);
+  const int64_t keys = scores.size(1);
+  AT_DISPATCH_FLOATING_TYPES(scores.scalar_type(), "entmax15_root_rows", [&] {
+    const scalar_t* z = scores.data_ptr<scalar_t>();
+    scalar_t* out = root.data_ptr<scalar_t>();
+    at::parallel_for(0, scores.size(0), kGrain, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) SPARSE_ROWS_DISPATCH(entmax15_row, z + r * keys, out + r * keys, keys);
+    });
+  });
+  return root;
+}
+
+// weights [rows, keys]: softmax over each row's entries >= its k-th largest
+torch::Tensor topk_softmax_rows(torch::Tensor scores, int64_t k) {
+  check_rows(scores, "topk_softmax_rows");
+  TORCH_CHECK(k >= 1, "topk_softmax_rows: k must be >= 1");
+  scores = scores.contiguous();
+  auto weights = torch::empty_like(scores);
+  const int64_t keys = scores.size(1);
+  AT_DISPATCH_FLOATING_TYPES(scores.scalar_type(), "topk_softmax_rows", [&] {
+    const scalar_t* z = scores.data_ptr<scalar_t>();
+    scalar_t* out = weights.data_ptr<scalar_t>();
+    at::parallel_for(0, scores.size(0), kGrain, [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> best(k);
+      std::vector<int64_t> kept(keys + 1);
+      for (int64_t r = begin; r < end; ++r)
+        SPARSE_ROWS_DISPATCH(topk_softmax_row, z + r * keys, out + r * keys, keys, k, best.data(), kept.data());
+    });
+  });
+  return weights;
+}
+
+std::string instruction_set() { return use_avx2() ? "avx2" : "baseline"; }
+
+void set_baseline(bool forced) { baseline_forced = forced; }
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("instruction_set", &instruction_set, "which build of the row algorithms runs: avx2 or baseline");
+  m.def("set_baseline", &set_baseline, "force the baseline (SSE2) build: for tests");
+  m.def("sparsemax_rows", &sparsemax_rows, "sparsemax of each row, and its support size");
+  m.def("entmax15_root_rows", &entmax15_root_rows, "[z / 2 - tau]_+ of 1.5-entmax for each row");
+  m.def("topk_softmax_rows", &topk_softmax_rows, "softmax over each row's k largest entries");
+}

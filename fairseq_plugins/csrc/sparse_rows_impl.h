@@ -1,0 +1,206 @@
+// The row algorithms of sparse_rows.cpp, compiled once per instruction set: that file includes this
+// one inside namespaces `baseline` and `avx2` (the latter under `#pragma GCC target("avx2,fma")`).
+// No include guard on purpose.
+
+
+template <typename T>
+T row_max(const T* z, int64_t keys) {
+  T top = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : top)
+  for (int64_t i = 0; i < keys; ++i) top = z[i] > top ? z[i] : top;
+  return top;
+}
+
+// sum_i [x_i - tau]_+ and |{i: x_i > tau}| for x = z - top, branch-free (max, not a comparison and a
+// jump: rows are short and their entries fall on either side at random, so branches would mispredict).
+// Thresholds are kept relative to the row maximum, as the sort-based references do: the support's
+// entries are then exact near 0 and [x - tau]_+ keeps its precision (float32 rows of 1,024 tied keys:
+// the weights sum to 1 within 1e-7 instead of 2e-5).
+template <typename T>
+void excess_above(const T* z, int64_t keys, T top, T tau, T& excess, T& count) {
+  T s = 0, n = 0;
+#pragma omp simd reduction(+ : s, n)
+  for (int64_t i = 0; i < keys; ++i) {
+    const T x = z[i] - top;
+    s += std::max(x - tau, T(0));
+    n += static_cast<T>(x > tau);
+  }
+  excess = s;
+  count = n;
+}
+
+// sparsemax of one row: out = [x - tau]_+ with sum_i [x_i - tau]_+ = 1, x = z - max z; returns the
+// support size.
+template <typename T>
+T sparsemax_row(const T* z, T* out, int64_t keys) {
+  const T top = row_max(z, keys);
+  if (!(top > -std::numeric_limits<T>::infinity())) {  // every key masked (or NaN): zeros
+    std::fill(out, out + keys, T(0));
+    return T(0);
+  }
+  // Newton on the piecewise-linear f(tau) = sum_i [x_i - tau]_+ - 1 from tau = -1 (f >= 0):
+  // tau <- tau + f(tau) / |{x > tau}| = (sum_{x > tau} x - 1) / |{x > tau}| rises to the root; once
+  // the support no longer shrinks, tau is the sort-based threshold of that support (Duchi et al.
+  // 2008), hence exact.
+  T tau = -T(1), previous = -1;  // relative to top
+  for (int64_t step = 0; step <= keys; ++step) {
+    T excess, count;
+    excess_above(z, keys, top, tau, excess, count);
+    if (count == previous) break;
+    previous = count;
+    const T next = tau + (excess - T(1)) / count;
+    if (!(next > tau)) break;  // at the root in this precision
+    tau = next;
+  }
+  T support = 0;
+#pragma omp simd reduction(+ : support)
+  for (int64_t i = 0; i < keys; ++i) {
+    const T v = std::max((z[i] - top) - tau, T(0));
+    out[i] = v;
+    support += static_cast<T>(v > T(0));
+  }
+  return support;
+}
+
+// 1.5-entmax threshold of x = z / 2 by sorting (Peters et al. 2019, Algorithm 2): the fallback.
+template <typename T>
+T entmax15_threshold_sorted(const T* z, int64_t keys, T top_half) {
+  std::vector<T> ranked(z, z + keys);
+  std::sort(ranked.begin(), ranked.end(), std::greater<T>());
+  T s1 = 0, s2 = 0, tau = -T(1);
+  for (int64_t r = 1; r <= keys; ++r) {
+    const T x = ranked[r - 1] * T(0.5) - top_half;  // relative to the maximum, as the reference
+    if (!(x > -std::numeric_limits<T>::infinity())) break;
+    s1 += x;
+    s2 += x * x;
+    const T mean = s1 / r, mean_sq = s2 / r;
+    const T delta = (T(1) - r * (mean_sq - mean * mean)) / r;
+    const T candidate = mean - std::sqrt(delta > T(0) ? delta : T(0));
+    if (candidate > x) break;  // the support ended before this entry
+    tau = candidate;
+  }
+  return tau;  // relative to top_half
+}
+
+// 1.5-entmax of one row: root = [x - tau]_+ with sum_i root_i^2 = 1, x = (z - max z) / 2 (the output
+// is root^2).
+template <typename T>
+void entmax15_row(const T* z, T* root, int64_t keys) {
+  const T top = row_max(z, keys);
+  if (!(top > -std::numeric_limits<T>::infinity())) {
+    std::fill(root, root + keys, T(0));
+    return;
+  }
+  const T top_half = top * T(0.5);
+  // relative to top_half: f(tau) = sum [x - tau]_+^2 - 1 >= 0 at -1, where the maximum alone gives 1
+  T tau = -T(1);
+  T previous = -1;
+  bool exact = false;
+  for (int step = 0; step < 64; ++step) {
+    // row sums of y = x - tau over the support S = {x > tau}
+    T s1 = 0, s2 = 0, n = 0;
+#pragma omp simd reduction(+ : s1, s2, n)
+    for (int64_t i = 0; i < keys; ++i) {
+      const T y = std::max((z[i] * T(0.5) - top_half) - tau, T(0));  // branch-free, as in excess_above
+      s1 += y;
+      s2 += y * y;
+      n += static_cast<T>(y > T(0));
+    }
+    // Newton step on the convex, decreasing f: stays below the root
+    const T next = tau + (s2 - T(1)) / (T(2) * s1);
+    const bool stalled = !(next > tau);  // at the root in this precision
+    if (n == previous || stalled) {
+      // S settled: the exact root of sum_S (y_i - d)^2 = 1, i.e. M2 + n (mean - d)^2 = 1 with M2 the
+      // sum of squared deviations from the mean (a second pass: s2 - s1^2 / n would cancel
+      // catastrophically in float32 when S is wide), taking the smaller d. It is the threshold if
+      // its own support is S again.
+      const T mean = s1 / n;
+      T m2 = 0;
+#pragma omp simd reduction(+ : m2)
+      for (int64_t i = 0; i < keys; ++i) {
+        const T y = (z[i] * T(0.5) - top_half) - tau;
+        const T deviation = y > T(0) ? y - mean : T(0);
+        m2 += deviation * deviation;
+      }
+      if (m2 <= T(1)) {
+        const T candidate = tau + mean - std::sqrt((T(1) - m2) / n);
+        T kept = 0;
+#pragma omp simd reduction(+ : kept)
+        for (int64_t i = 0; i < keys; ++i) kept += static_cast<T>(z[i] * T(0.5) - top_half > candidate);
+        if (kept == n) {
+          tau = candidate;
+          exact = true;
+          break;
+        }
+      }
+    }
+    if (stalled) break;  // settled by sorting below
+    previous = n;
+    tau = next;
+  }
+  if (!exact) tau = entmax15_threshold_sorted(z, keys, top_half);
+#pragma omp simd
+  for (int64_t i = 0; i < keys; ++i) {
+    root[i] = std::max((z[i] * T(0.5) - top_half) - tau, T(0));
+  }
+}
+
+constexpr int64_t kChunk = 8;
+
+template <typename T>
+inline T chunk_max(const T* z) {  // kChunk = 8 keys, straight-line (a reduction loop costs 2x here)
+  static_assert(kChunk == 8, "chunk_max reads 8 keys");
+  const T a = std::max(z[0], z[1]), b = std::max(z[2], z[3]), c = std::max(z[4], z[5]), d = std::max(z[6], z[7]);
+  return std::max(std::max(a, b), std::max(c, d));
+}
+
+// v into the descending buffer best[0..k), dropping its last entry, if v beats that entry. The shift
+// is branch-free (new best[j] = max(best[j], min(best[j - 1], v)), from the top down): where v lands
+// is random, so a shifting loop's exit branch mispredicts (measured: a third of top-k's time).
+template <typename T>
+inline void insert(T* best, int64_t k, T v) {
+  if (!(v > best[k - 1])) return;
+  for (int64_t j = k - 1; j > 0; --j) best[j] = std::max(best[j], std::min(best[j - 1], v));
+  best[0] = std::max(best[0], v);
+}
+
+// top-k softmax of one row: softmax over the entries >= the k-th largest (ties kept); with fewer
+// than k finite entries, over every finite entry.
+template <typename T>
+void topk_softmax_row(const T* z, T* out, int64_t keys, int64_t k, T* best, int64_t* kept) {
+  const T neg_inf = -std::numeric_limits<T>::infinity();
+  std::fill(best, best + k, neg_inf);  // best[0] >= best[1] >= ... >= best[k-1]
+  // Chunks of kChunk keys whose maximum cannot enter the buffer are skipped after one vectorised
+  // max: past the first chunks that is most of them, and the insertion's branches stay rare.
+  int64_t i = 0;
+  for (; i + kChunk <= keys; i += kChunk) {
+    if (!(chunk_max(z + i) > best[k - 1])) continue;
+    for (int64_t c = i; c < i + kChunk; ++c) insert(best, k, z[c]);
+  }
+  for (; i < keys; ++i) insert(best, k, z[i]);
+  const T top = best[0], kth = best[k - 1];
+  if (!(top > neg_inf)) {
+    std::fill(out, out + keys, T(0));
+    return;
+  }
+  // the kept positions (chunks below the k-th skipped as above, the rest compacted without
+  // branches); exp only for them
+  std::fill(out, out + keys, T(0));
+  int64_t count = 0;
+  for (i = 0; i < keys; i += kChunk) {
+    const int64_t stop = std::min(i + kChunk, keys);
+    if (stop - i == kChunk && !(chunk_max(z + i) >= kth)) continue;
+    for (int64_t c = i; c < stop; ++c) {
+      kept[count] = c;
+      count += static_cast<int64_t>(z[c] >= kth);
+    }
+  }
+  T total = 0;
+  for (int64_t j = 0; j < count; ++j) {
+    const T e = std::exp(z[kept[j]] - top);
+    out[kept[j]] = e;
+    total += e;
+  }
+  const T scale = T(1) / total;
+  for (int64_t j = 0; j < count; ++j) out[kept[j]] *= scale;
+}

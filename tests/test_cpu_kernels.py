@@ -1,0 +1,153 @@
+"""The C++ row kernels (fairseq_plugins/cpu_kernels.py) against the PyTorch formulation and the
+``entmax`` package, on long rows (256 and 1,024 keys), ties, masked keys and extreme scales; and the
+fallback to PyTorch when they cannot be built."""
+
+import logging
+
+import entmax
+import pytest
+import torch
+
+from fairseq_plugins import cpu_kernels, normalizers
+from fairseq_plugins.normalizers import normalize
+
+
+@pytest.fixture(scope="module")
+def kernels():
+    module = cpu_kernels.kernels()
+    if module is None:
+        pytest.skip(f"C++ row kernels unavailable: {cpu_kernels.unavailable_reason()}")
+    return module
+
+
+def hard_rows(keys, dtype, seed=0):
+    """[rows, keys] scores with the cases a threshold search can get wrong."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = [torch.randn(keys, generator=generator, dtype=dtype) * scale for scale in (0.01, 0.5, 2.0, 30.0)]
+    rows.append(torch.randint(0, 3, (keys,), generator=generator).to(dtype))  # many ties
+    rows.append(torch.full((keys,), 1.5, dtype=dtype))  # all equal: uniform
+    peaked = torch.randn(keys, generator=generator, dtype=dtype)
+    peaked[keys // 2] = 50.0
+    rows.append(peaked)  # one key takes everything
+    masked_tail = torch.randn(keys, generator=generator, dtype=dtype) * 2
+    masked_tail[max(1, keys // 3):] = float("-inf")
+    rows.append(masked_tail)
+    rows.append(torch.full((keys,), float("-inf"), dtype=dtype))  # every key masked
+    return torch.stack(rows)  # [9, keys]
+
+
+def pytorch_path(name, scores, **params):
+    with cpu_kernels.enabled(False):
+        return normalize(name, scores, **params)
+
+
+@pytest.mark.parametrize("keys", [1, 5, 64, 256, 1024])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", ["sparsemax", "entmax15"])
+def test_kernels_equal_the_pytorch_path_and_the_entmax_package(kernels, name, dtype, keys, monkeypatch):
+    scores = hard_rows(keys, dtype)
+    weights = normalize(name, scores)
+    tolerance = dict(rtol=1e-5, atol=2e-6) if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-13)
+    for sort_free_from in (0, 10**12):  # both PyTorch threshold searches
+        monkeypatch.setattr(normalizers, "SORT_FREE_MIN_SCORES", sort_free_from)
+        torch.testing.assert_close(weights, pytorch_path(name, scores), **tolerance)
+    finite = scores[:-2].double()  # the entmax package cannot take -inf rows
+    reference = getattr(entmax, name)(finite, dim=-1).to(dtype)
+    torch.testing.assert_close(weights[:-2], reference, **tolerance)
+    assert (weights[-1] == 0).all()
+    assert (weights[-2][torch.isneginf(scores[-2])] == 0).all()
+    # float32: a support of ~340 tied keys (1,024-key ties row) sums to 1 within 2e-5, as the references do
+    torch.testing.assert_close(weights[:-1].sum(-1), torch.ones(scores.size(0) - 1, dtype=dtype),
+                               atol=5e-5 if dtype == torch.float32 else 1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("keys", [5, 13, 64, 130, 256, 1024])
+@pytest.mark.parametrize("k", [1, 8, 16])
+def test_topk_kernel_equals_the_pytorch_path(kernels, keys, k):
+    scores = hard_rows(keys, torch.float64, seed=keys + k)
+    if k >= keys:
+        pytest.skip("k >= keys is plain softmax")
+    weights = normalize("topk", scores, k=k)
+    torch.testing.assert_close(weights, pytorch_path("topk", scores, k=k), rtol=1e-12, atol=1e-14)
+    kept = (weights > 0).sum(-1)
+    assert kept[1] == k  # continuous scores: exactly k
+    assert kept[5] == keys  # all tied with the k-th: all kept
+    assert (weights[-1] == 0).all()
+
+
+def test_sparsemax_kernel_reports_the_support_its_backward_needs(kernels):
+    scores = hard_rows(256, torch.float64)
+    output, support = kernels.sparsemax_rows(scores)
+    assert torch.equal(support.squeeze(1), (output > 0).sum(-1).double())
+
+
+@pytest.mark.parametrize("name", ["sparsemax", "entmax15", "topk"])
+def test_gradients_through_the_kernels_equal_the_pytorch_path_and_pass_gradcheck(kernels, name):
+    generator = torch.Generator().manual_seed(7)
+    scores = torch.randn(3, 4, 40, generator=generator, dtype=torch.float64) * 2
+    scores = scores + 0.05 * torch.sign(scores)
+    mask = torch.zeros(3, 4, 40, dtype=torch.bool)
+    mask[1, :, 25:] = True
+    mask[2, 0] = True  # a query that sees no key
+    upstream = torch.randn(3, 4, 40, generator=generator, dtype=torch.float64)
+    grads = []
+    for use_kernels in (True, False):
+        leaf = scores.clone().requires_grad_()
+        with cpu_kernels.enabled(use_kernels):
+            (normalize(name, leaf, mask) * upstream).sum().backward()
+        grads.append(leaf.grad)
+    torch.testing.assert_close(grads[0], grads[1], rtol=1e-12, atol=1e-12)
+    small = scores[:2, :2, :12].clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda s: normalize(name, s, mask[:2, :2, :12]), (small,))
+
+
+def test_kernels_give_the_same_result_on_several_threads(kernels):
+    scores = torch.randn(512, 96, generator=torch.Generator().manual_seed(3))
+    threads = torch.get_num_threads()
+    one = normalize("entmax15", scores)
+    try:
+        torch.set_num_threads(2)
+        assert torch.equal(normalize("entmax15", scores), one)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_failed_build_falls_back_to_pytorch_with_one_warning(monkeypatch, caplog):
+    def broken_build():
+        raise RuntimeError("Error building extension 'sparse_attention_rows'\ng++: not found")
+
+    monkeypatch.setattr(cpu_kernels, "_module", None)
+    monkeypatch.setattr(cpu_kernels, "_unavailable", None)
+    monkeypatch.setattr(cpu_kernels, "_build", broken_build)
+    scores = hard_rows(64, torch.float32)
+    with caplog.at_level(logging.WARNING, logger="fairseq_plugins.cpu_kernels"):
+        weights = normalize("sparsemax", scores)
+        normalize("entmax15", scores)
+    assert [r.getMessage() for r in caplog.records] == [
+        "sparse attention CPU kernels unavailable (RuntimeError: g++: not found); using the PyTorch path (slower)"
+    ]
+    torch.testing.assert_close(weights, pytorch_path("sparsemax", scores))
+    assert cpu_kernels.status() == "PyTorch operators (RuntimeError: g++: not found)"
+
+
+def test_the_environment_switch_turns_the_kernels_off(monkeypatch):
+    monkeypatch.setattr(cpu_kernels, "_module", None)
+    monkeypatch.setattr(cpu_kernels, "_unavailable", None)
+    monkeypatch.setenv(cpu_kernels.ENV_SWITCH, "0")
+    assert cpu_kernels.kernels() is None
+    assert cpu_kernels.status() == f"PyTorch operators ({cpu_kernels.ENV_SWITCH}=0)"
+
+
+@pytest.mark.parametrize("name", ["sparsemax", "entmax15", "topk"])
+def test_the_baseline_and_avx2_builds_agree(kernels, name):
+    """Both instruction-set builds of the row algorithms (the AVX2 one runs where the CPU has it)."""
+    scores = torch.cat([hard_rows(keys, torch.float32, seed=keys) for keys in (256,)] * 2)
+    params = {"k": 8} if name == "topk" else {}
+    try:
+        kernels.set_baseline(True)
+        assert kernels.instruction_set() == "baseline"
+        baseline = normalize(name, scores, **params)
+    finally:
+        kernels.set_baseline(False)
+    torch.testing.assert_close(normalize(name, scores, **params), baseline, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(baseline, pytorch_path(name, scores, **params), rtol=1e-5, atol=2e-6)
