@@ -11,12 +11,14 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from nmt_common.figures import pyplot, save_figure
 
 _EVENT = re.compile(r"\| (train_inner|train|valid) \| (\{.*\})\s*$")
+_TIMESTAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) \| ")
 _EARLY_STOP = "early stop since valid performance hasn't improved"
 
 
@@ -75,6 +77,10 @@ def read_log(path: Path) -> History:
     path = Path(path)
     history = History()
     by_epoch: Dict[int, ValidPoint] = {}
+    # training time: the span of each session's log timestamps, summed. fairseq's train_wall cannot
+    # be summed: it restarts at 0 on a resume, and a run continued to a later --max-update logged 0
+    # for its whole session.
+    sessions: List[List[datetime]] = []
     try:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as exc:
@@ -83,7 +89,14 @@ def read_log(path: Path) -> History:
         if line.startswith("$ "):  # a start or resume: an earlier early stop was overridden (a longer rule)
             history.starts += 1
             history.early_stopped = False
+            sessions.append([])
             continue
+        stamp = _TIMESTAMP.match(line)
+        if stamp:
+            if not sessions:  # a log without the runner's "$ command" line
+                sessions.append([])
+            moment = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S")
+            sessions[-1][1:] = [moment]  # [first, last] of this session
         if _EARLY_STOP in line:
             history.early_stopped = True
             continue
@@ -108,7 +121,9 @@ def read_log(path: Path) -> History:
         else:  # end of epoch
             history.last_epoch = int(stats.get("epoch", history.last_epoch))
             history.last_update = max(history.last_update, int(_number(stats.get("train_num_updates")) or 0))
-            history.train_seconds = _number(stats.get("train_wall"))
+
+    spans = [(session[-1] - session[0]).total_seconds() for session in sessions if session]
+    history.train_seconds = sum(spans) if spans else None
     history.valid = [by_epoch[e] for e in sorted(by_epoch)]
     if history.valid:
         history.last_update = max(history.last_update, history.valid[-1].updates)

@@ -56,7 +56,8 @@ def train_run(run: Run, log: Callable[[str], None] = log_progress) -> dict:
     history = read_log(job.log_file)
     run.out.mkdir(parents=True, exist_ok=True)
     write_json(run.out / "train.json", {
-        **record, "command": shlex.join(job.command), "checkpoint_dir": str(run.save_dir),
+        **record, "train_seconds": history.train_seconds,  # from the whole log, every session
+        "command": shlex.join(job.command), "checkpoint_dir": str(run.save_dir),
         "device": device_description(subprocess_environment()), "history": history.as_dict()}, indent=1)
     return record
 

@@ -47,7 +47,7 @@ class VariantRow:
     bleu_signature: Optional[str]  # of the main test set's BLEU
     updates: MeanSd
     epochs: MeanSd
-    train_hours: MeanSd  # fairseq's train_wall, summed over sessions
+    train_hours: MeanSd  # wall clock of the training sessions (log timestamps), summed
     stopped_by: List[str]
     sparsity: Dict[str, MeanSd]  # sublayer (encoder, decoder, cross) -> share of exact zeros
     null_rate: Dict[str, MeanSd]  # sublayer -> share of all-zero query rows
@@ -390,10 +390,12 @@ def write_summary(spec, command: str, log: Callable[[str], None] = log_progress)
                      r.train.get("device", "-")] for r in finished]
         lines += ["## Runs", "", markdown_table(["variant", "seed", *tests, "updates", "epochs", "best valid BLEU",
                                                  "training wall (h)", "stopped by", "device"], run_rows), "",
-                  "Training hours (`train h` above, `training wall` here): fairseq's `train_wall`, the wall "
-                  "clock of the training loop summed over sessions. "
-                  "It includes any time the run was paused or shared its core (background runs were paused "
-                  "while speed benchmarks ran), so compare updates and epochs across variants, not hours.", ""]
+                  "Training hours (`train h` above, `training wall` here): the wall clock of the "
+                  "fairseq-train sessions (first to last timestamp of each session's log, validation "
+                  "included), summed over sessions; fairseq's own `train_wall` restarts at 0 on every "
+                  "resume. It includes any time the run was paused or shared its core (background runs "
+                  "were paused while speed benchmarks ran), so compare updates and epochs across "
+                  "variants, not hours.", ""]
     if curves:
         lines += ["## Training curves", "", "![validation loss and BLEU against updates](curves.png)", ""]
     if any(r.stats for r in results):

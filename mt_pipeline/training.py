@@ -176,8 +176,18 @@ class TrainingRun:
         if not path.is_file():
             return None
         record = read_record(path)
-        same = record.get("fingerprint") == self.fingerprint and record.get("stopping", {}) == self.stopping
-        return record if same else None
+        if record.get("fingerprint") != self.fingerprint:
+            return None
+        if record.get("stopping", {}) == self.stopping:
+            return record
+        # finished under another stopping rule (e.g. a later --max-update): still finished when the
+        # new rule stops it where it stopped (patience met before either cap)
+        if self.log_file.is_file():
+            from .curves import read_log
+
+            if stop_point(read_log(self.log_file).valid, self.stopping) == record.get("updates"):
+                return {**record, "stopping": self.stopping}
+        return None
 
 
 def read_record(path: Path) -> dict:

@@ -18,6 +18,7 @@ from mt_pipeline.summary import SummaryRecord
 from mt_pipeline.significance import mean_and_sd, paired_bootstrap
 from mt_pipeline.spec import ExperimentSpec, Run, TestSet, average_checkpoints
 from mt_pipeline.training import StaleRunError, TrainingRun, check_or_claim, describe_differences
+from nmt_common.files import write_json
 
 from conftest import REPO_ROOT
 
@@ -102,14 +103,14 @@ def test_spec_rejects_checkpoint_choices_it_cannot_honour(tmp_path):
 # --- the JSON log ---------------------------------------------------------------------------
 
 LOG = """$ fairseq-train ...
-2026-01-01 | INFO | train_inner | {"epoch": 1, "num_updates": "50", "loss": "9.1"}
-2026-01-01 | INFO | valid | {"epoch": 1, "valid_loss": "8.0", "valid_nll_loss": "7.5", "valid_bleu": "3.2", "valid_num_updates": "60"}
-2026-01-01 | INFO | train_inner | {"epoch": 2, "num_updates": "100", "loss": "7.0"}
+2026-01-01 10:00:00 | INFO | train_inner | {"epoch": 1, "num_updates": "50", "loss": "9.1"}
+2026-01-01 10:01:00 | INFO | valid | {"epoch": 1, "valid_loss": "8.0", "valid_nll_loss": "7.5", "valid_bleu": "3.2", "valid_num_updates": "60"}
+2026-01-01 10:02:00 | INFO | train_inner | {"epoch": 2, "num_updates": "100", "loss": "7.0"}
 $ fairseq-train ... (resumed after a kill during epoch 2)
-2026-01-01 | INFO | train_inner | {"epoch": 2, "num_updates": "100", "loss": "6.9"}
-2026-01-01 | INFO | valid | {"epoch": 2, "valid_loss": "7.0", "valid_nll_loss": "6.5", "valid_bleu": "9.5", "valid_num_updates": "120"}
-2026-01-01 | INFO | fairseq_cli.train | early stop since valid performance hasn't improved for last 4 runs
-2026-01-01 | INFO | train | {"epoch": 2, "train_num_updates": "120", "train_wall": "33"}
+2026-01-01 11:00:00 | INFO | train_inner | {"epoch": 2, "num_updates": "100", "loss": "6.9"}
+2026-01-01 11:00:30 | INFO | valid | {"epoch": 2, "valid_loss": "7.0", "valid_nll_loss": "6.5", "valid_bleu": "9.5", "valid_num_updates": "120"}
+2026-01-01 11:00:31 | INFO | fairseq_cli.train | early stop since valid performance hasn't improved for last 4 runs
+2026-01-01 11:00:33 | INFO | train | {"epoch": 2, "train_num_updates": "120", "train_wall": "33"}
 """
 
 
@@ -120,7 +121,42 @@ def test_read_log_takes_the_json_records_and_the_latest_of_a_repeated_step(tmp_p
     assert [(p.epoch, p.updates, p.bleu) for p in history.valid] == [(1, 60, 3.2), (2, 120, 9.5)]
     assert history.train_loss == [(50, 9.1), (100, 6.9)]
     assert history.starts == 2 and history.last_update == 120 and history.last_epoch == 2
-    assert history.early_stopped and history.best_valid_bleu == 9.5 and history.train_seconds == 33.0
+    assert history.early_stopped and history.best_valid_bleu == 9.5
+    # training time: each session's span of log timestamps, summed (120 s + 33 s; the hour between
+    # the kill and the resume is not counted); fairseq's train_wall restarts at 0 on a resume
+    assert history.train_seconds == 153.0
+
+
+def test_a_run_stopped_by_patience_is_still_finished_under_a_later_cap(tmp_path):
+    """Raising --max-update continues runs the old cap stopped, not runs patience stopped before it."""
+    from mt_pipeline.training import DONE_FILE
+
+    def finished(folder, updates, stopped_by):
+        run = TrainingRun(save_dir=folder, command=[], data="d1",
+                          identity=["fairseq-train", "<data-bin>", "--lr-scheduler", "inverse_sqrt",
+                                    "--max-update", "120", "--patience", "1"])
+        assert check_or_claim(run) == "new"
+        (folder / "checkpoint_last.pt").write_text("weights")
+        (folder / "train.log").write_text(LOG)  # validation BLEU 3.2 at 60, 9.5 at 120
+        write_json(folder / DONE_FILE, {"fingerprint": run.fingerprint, "stopping": run.stopping,
+                                        "updates": updates, "stopped_by": stopped_by})
+        return run
+
+    def with_cap(run, cap, patience="1"):
+        identity = [*run.identity[:4], "--max-update", cap, "--patience", patience]
+        return TrainingRun(save_dir=run.save_dir, command=[], identity=identity, data="d1")
+
+    by_cap = finished(tmp_path / "cap", 120, "update/epoch budget")
+    assert with_cap(by_cap, "240").done() is None  # BLEU still rising at the cap: training continues
+    assert check_or_claim(with_cap(by_cap, "240")) == "resume"
+    # patience 1 with scores 3.2, 9.5, then (appended) 9.0: stopped at 180, before either cap
+    by_patience = finished(tmp_path / "patience", 180, "patience (validation BLEU stopped improving)")
+    with open(by_patience.log_file, "a") as log:
+        log.write('2026-01-01 11:01:00 | INFO | valid | {"epoch": 3, "valid_bleu": "9.0", "valid_num_updates": "180"}\n')
+    later = with_cap(by_patience, "240")
+    assert later.done() == {**by_patience.done(), "stopping": later.stopping}
+    assert check_or_claim(later) == "done"
+    assert with_cap(by_patience, "240", patience="2").done() is None  # a longer patience: not finished
 
 
 def test_read_log_names_the_line_of_a_broken_record(tmp_path):
