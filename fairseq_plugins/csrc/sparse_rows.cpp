@@ -22,7 +22,11 @@
 
 namespace {
 
-constexpr int64_t kGrain = 16;  // rows per parallel task
+// Rows per parallel task: at least at::internal::GRAIN_SIZE scores, as torch's own CPU kernels do.
+// A decoding step's few thousand scores then stay on one thread: a fork/join costs more than the
+// work, and waiting threads spin (with a fixed 16 rows, a 2-thread training step under load spent
+// 13x its attention time in the replay of benchmarks/model.py).
+int64_t grain(int64_t keys) { return std::max<int64_t>(1, at::internal::GRAIN_SIZE / std::max<int64_t>(keys, 1)); }
 
 namespace baseline {
 #include "sparse_rows_impl.h"
@@ -77,7 +81,7 @@ std::vector<torch::Tensor> sparsemax_rows(torch::Tensor scores) {
     const scalar_t* z = scores.data_ptr<scalar_t>();
     scalar_t* out = output.data_ptr<scalar_t>();
     scalar_t* count = support.data_ptr<scalar_t>();
-    at::parallel_for(0, scores.size(0), kGrain, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, scores.size(0), grain(keys), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) count[r] = SPARSE_ROWS_DISPATCH(sparsemax_row, z + r * keys, out + r * keys, keys);
     });
   });
@@ -93,7 +97,7 @@ torch::Tensor entmax15_root_rows(torch::Tensor scores) {
   AT_DISPATCH_FLOATING_TYPES(scores.scalar_type(), "entmax15_root_rows", [&] {
     const scalar_t* z = scores.data_ptr<scalar_t>();
     scalar_t* out = root.data_ptr<scalar_t>();
-    at::parallel_for(0, scores.size(0), kGrain, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, scores.size(0), grain(keys), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r) SPARSE_ROWS_DISPATCH(entmax15_row, z + r * keys, out + r * keys, keys);
     });
   });
@@ -110,7 +114,7 @@ torch::Tensor topk_softmax_rows(torch::Tensor scores, int64_t k) {
   AT_DISPATCH_FLOATING_TYPES(scores.scalar_type(), "topk_softmax_rows", [&] {
     const scalar_t* z = scores.data_ptr<scalar_t>();
     scalar_t* out = weights.data_ptr<scalar_t>();
-    at::parallel_for(0, scores.size(0), kGrain, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, scores.size(0), grain(keys), [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> best(k);
       std::vector<int64_t> kept(keys + 1);
       for (int64_t r = begin; r < end; ++r)
