@@ -75,6 +75,29 @@ def test_topk_kernel_equals_the_pytorch_path(kernels, keys, k):
     assert (weights[-1] == 0).all()
 
 
+@pytest.mark.parametrize("keys", [5, 13, 64, 130, 256, 1024])
+@pytest.mark.parametrize("k", [1, 3, 8, 9])
+def test_float32_topk_kernel_keeps_the_same_keys_and_weights_as_float64(kernels, keys, k):
+    """float32 rows take the 8-lane selection network (k <= 8) and the vectorised exp of the kernel;
+    k = 9 takes the insertion buffer. Same kept keys as the float64 kernel, weights within float32
+    rounding of it, and of the PyTorch path."""
+    if k >= keys:
+        pytest.skip("k >= keys is plain softmax")
+    scores64 = hard_rows(keys, torch.float64, seed=3 * keys + k)
+    # a row whose kept keys spread over 80 nats: exp's whole range, down to weights of 1e-35
+    spread = torch.linspace(0.0, -80.0, keys, dtype=torch.float64)[torch.randperm(keys, generator=torch.Generator().manual_seed(k))]
+    scores64 = torch.cat([scores64, spread.unsqueeze(0)])
+    scores = scores64.float()
+    weights = normalize("topk", scores, k=k)
+    reference = normalize("topk", scores.double(), k=k)  # the same float32 scores, kept in float64
+    assert torch.equal(weights > 0, reference > 0)
+    # float32 rounds z - max z (up to 80 here) to 6e-8 relative: exp of it to 80 * 6e-8 = 5e-6
+    # (and exp below -87 is exp(-87) = 1.6e-38: no denormals)
+    torch.testing.assert_close(weights.double(), reference, rtol=1e-5, atol=2e-38)
+    torch.testing.assert_close(weights, pytorch_path("topk", scores, k=k), rtol=1e-6, atol=1e-7)
+    assert (weights[-2] == 0).all()  # every key masked
+
+
 def test_sparsemax_kernel_reports_the_support_its_backward_needs(kernels):
     scores = hard_rows(256, torch.float64)
     output, support = kernels.sparsemax_rows(scores)

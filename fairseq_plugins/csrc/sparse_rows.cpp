@@ -8,16 +8,19 @@
 // Exactness: every threshold is the one of the sort-based algorithms, computed from the final support
 // (sparsemax: Michelot 1986 / Condat 2016 Newton steps from below; 1.5-entmax: Newton steps from
 // below, then the closed form of the sort-based algorithm (Peters et al. 2019) on the support, with a sorting
-// fallback; top-k: Zhao et al. 2019, the k-th largest by insertion into a k-slot buffer).
+// fallback; top-k: Zhao et al. 2019, the k-th largest by an 8-lane bitonic merge network (float32, k <= 8)
+// or by insertion into a k-slot buffer, and one vectorised exp pass over the row).
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -116,9 +119,8 @@ torch::Tensor topk_softmax_rows(torch::Tensor scores, int64_t k) {
     scalar_t* out = weights.data_ptr<scalar_t>();
     at::parallel_for(0, scores.size(0), grain(keys), [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> best(k);
-      std::vector<int64_t> kept(keys + 1);
       for (int64_t r = begin; r < end; ++r)
-        SPARSE_ROWS_DISPATCH(topk_softmax_row, z + r * keys, out + r * keys, keys, k, best.data(), kept.data());
+        SPARSE_ROWS_DISPATCH(topk_softmax_row, z + r * keys, out + r * keys, keys, k, best.data());
     });
   });
   return weights;
