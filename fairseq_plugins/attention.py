@@ -189,10 +189,10 @@ class SparseMultiheadAttention(MultiheadAttention):
 
     Plain softmax without requested weights takes fairseq's own code path
     (which uses torch's fused attention); everything else takes the Python
-    path, so weights can be returned per head and recorded.  ReLA without
-    incremental state computes its scores itself (:meth:`_relu_scores`: no -inf
-    fill of the score tensor); with incremental state (decoding) it asks
-    fairseq for the masked scores like the other normalizers.
+    path, so weights can be returned per head and recorded.  Without incremental
+    state (training, teacher forcing) the module computes its scores itself
+    (:meth:`_own_scores`: no masked_fill over the score tensor); with incremental
+    state (decoding) it asks fairseq for the masked scores.
     """
 
     def __init__(
@@ -226,9 +226,9 @@ class SparseMultiheadAttention(MultiheadAttention):
         self.output_norm: Optional[AttentionOutputRMSNorm] = None
         if self.spec.output_norm is not None:
             self.output_norm = AttentionOutputRMSNorm(embed_dim, gated=self.spec.output_norm == "gated")
-        # ReLU weights without incremental state: scores computed here (see _relu_scores);
-        # False forces fairseq's code path (tests compare the two).
-        self.fused_rela = True
+        # Without incremental state: scores computed here (see _own_scores); False forces
+        # fairseq's code path (tests compare the two).
+        self.fused_scores = True
         # Hooks that see (and may replace) the weights of every forward, with their autograd
         # graph, in the order added (:meth:`add_weights_hook`): recording, interpretability
         # tests (uniform or frozen attention, attention losses).
@@ -287,11 +287,24 @@ class SparseMultiheadAttention(MultiheadAttention):
         finally:
             self.skip_embed_dim_check = previous
 
-    def _relu_scores(self, query, key, value, key_padding_mask, attn_mask):
-        """Scores for ReLU weights (ReLA) without fairseq's -inf fill (no incremental state): the projections as
-        fairseq computes them, padded keys zeroed in ``k`` (score exactly 0, hence ReLU weight 0
-        and zero gradient) instead of a masked_fill over the much larger score tensor, and the
-        additive attention mask (-inf: future positions) fused into the product."""
+    @property
+    def fused_rela(self) -> bool:
+        """The name :attr:`fused_scores` had when only ReLA computed its own scores."""
+        return self.fused_scores
+
+    @fused_rela.setter
+    def fused_rela(self, value: bool) -> None:
+        self.fused_scores = value
+
+    def _own_scores(self, query, key, value, key_padding_mask, attn_mask):
+        """Scores [bsz*heads, tgt, src] (-inf or, for ReLU weights, 0 at masked keys) and values
+        [bsz*heads, src, head_dim], with the projections as fairseq computes them but without its
+        masked_fill over the score tensor, which costs twice the product itself (tiny model, 28 x
+        128 x 128 scores: bmm + masked_fill 481 us, baddbmm with the mask as its input 167 us, bmm
+        alone 158 us). Masks enter the product: ReLU weights (ReLA) get padded keys zeroed in ``k``
+        (score exactly 0, hence weight 0 and zero gradient); the other normalizers get -inf at
+        padded keys, and every normalizer the additive attention mask (-inf: future positions),
+        through the input of ``torch.baddbmm``."""
         tgt_len, bsz, _ = query.size()
         q = self.q_proj(query)
         if self.self_attention:
@@ -301,16 +314,30 @@ class SparseMultiheadAttention(MultiheadAttention):
         else:
             k, v = self.k_proj(key), self.v_proj(value)
         q *= self.scaling
-        kv_bsz = k.size(1)
+        kv_bsz, src_len = k.size(1), k.size(0)
+        additive: Optional[Tensor] = None
         if key_padding_mask is not None:
-            # [kv_bsz, src] -> [src, kv_bsz, 1], broadcast over the model dimension of k [src, kv_bsz, dim];
-            # in place: the projection's backward does not need its output
-            k.masked_fill_(key_padding_mask.to(torch.bool).t().unsqueeze(-1), 0.0)
+            padded = key_padding_mask.to(torch.bool)
+            if self.spec.relu_weights:
+                # [kv_bsz, src] -> [src, kv_bsz, 1], broadcast over the model dimension of k [src, kv_bsz, dim];
+                # in place: the projection's backward does not need its output
+                k.masked_fill_(padded.t().unsqueeze(-1), 0.0)
+            else:
+                # [kv_bsz, src] -> [kv_bsz, 1, 1, src] -> [kv_bsz*heads, 1, src]: 0 or -inf, broadcast over queries
+                additive = (
+                    torch.zeros(kv_bsz, 1, 1, src_len, dtype=q.dtype, device=q.device)
+                    .masked_fill_(padded.view(kv_bsz, 1, 1, src_len), float("-inf"))
+                    .expand(kv_bsz, self.num_heads, 1, src_len)
+                    .reshape(kv_bsz * self.num_heads, 1, src_len)
+                )
+        if attn_mask is not None:
+            mask = attn_mask.to(q.dtype)  # [tgt, src] (or [bsz*heads, tgt, src])
+            additive = mask if additive is None else additive + mask  # [bsz*heads, tgt, src]
         q = q.contiguous().view(tgt_len, bsz * self.num_heads, self.head_dim).transpose(0, 1)
         k = k.contiguous().view(-1, kv_bsz * self.num_heads, self.head_dim).transpose(0, 1)
         v = v.contiguous().view(-1, kv_bsz * self.num_heads, self.head_dim).transpose(0, 1)
-        if attn_mask is not None:
-            scores = torch.baddbmm(attn_mask.to(q.dtype), q, k.transpose(1, 2))
+        if additive is not None:
+            scores = torch.baddbmm(additive, q, k.transpose(1, 2))
         else:
             scores = torch.bmm(q, k.transpose(1, 2))
         return scores, v
@@ -361,14 +388,20 @@ class SparseMultiheadAttention(MultiheadAttention):
             )
 
         tgt_len, bsz, _ = query.size()
-        if (
-            self.fused_rela and self.spec.relu_weights and incremental_state is None
-            and not self.weights_hooks and self.beam_size == 1 and not self.onnx_trace
+        own_scores = (
+            self.fused_scores and incremental_state is None and self.beam_size == 1 and not self.onnx_trace
             and (attn_mask is None or attn_mask.is_floating_point())
-        ):
-            scores, v = self._relu_scores(query, key, value, key_padding_mask, attn_mask)
+            # hooks receive the mask as the -inf scores, which ReLU weights' own scores do not have
+            and not (self.spec.relu_weights and self.weights_hooks)
+        )
+        if own_scores and self.spec.relu_weights:
+            scores, v = self._own_scores(query, key, value, key_padding_mask, attn_mask)
             probs = scores.relu_()  # in the model's dtype: ReLU is exact there
             weights_float = probs if probs.dtype in (torch.float32, torch.float64) else None
+        elif own_scores:
+            scores, v = self._own_scores(query, key, value, key_padding_mask, attn_mask)
+            weights_float = self._weights(scores, bsz)
+            probs = weights_float if weights_float.dtype == v.dtype else weights_float.to(v.dtype)
         else:
             scores, v = self._masked_scores(query, key, value, key_padding_mask, incremental_state, static_kv,
                                             attn_mask)

@@ -183,10 +183,11 @@ def test_weights_hook_still_receives_the_mask_of_masked_keys():
 
 
 @pytest.mark.parametrize("mode", ["self", "causal", "cross"])
-@pytest.mark.parametrize("normalizer", ["rela", "rela_i"])
-def test_fused_rela_path_equals_the_fairseq_path(normalizer, mode):
-    """Training-time ReLA computes its own scores (padded keys zeroed in k, causal mask fused
-    into the product); the result and every gradient equal fairseq's masked-scores path."""
+@pytest.mark.parametrize("normalizer", ["rela", "rela_i", "softmax", "sparsemax", "entmax15", "alpha_entmax", "topk"])
+def test_own_scores_path_equals_the_fairseq_path(normalizer, mode):
+    """Without incremental state every normalizer computes its own scores (ReLA: padded keys zeroed
+    in k; the others: -inf at padded keys; the causal mask: all through the product's input);
+    the result and every gradient equal fairseq's masked-scores path."""
     from fairseq_plugins.attention import SparseMultiheadAttention
 
     torch.manual_seed(7)
@@ -200,7 +201,7 @@ def test_fused_rela_path_equals_the_fairseq_path(normalizer, mode):
     attn_mask = torch.triu(torch.full((5, 5), float("-inf")), 1) if mode == "causal" else None
     results = []
     for fused in (True, False):
-        module.fused_rela = fused
+        module.fused_scores = fused
         module.zero_grad()
         q = query.detach().clone().requires_grad_()
         k = q if mode != "cross" else key.detach().clone().requires_grad_()
