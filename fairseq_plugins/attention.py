@@ -287,15 +287,6 @@ class SparseMultiheadAttention(MultiheadAttention):
         finally:
             self.skip_embed_dim_check = previous
 
-    @property
-    def fused_rela(self) -> bool:
-        """The name :attr:`fused_scores` had when only ReLA computed its own scores."""
-        return self.fused_scores
-
-    @fused_rela.setter
-    def fused_rela(self, value: bool) -> None:
-        self.fused_scores = value
-
     def _own_scores(self, query, key, value, key_padding_mask, attn_mask):
         """Scores [bsz*heads, tgt, src] (-inf or, for ReLU weights, 0 at masked keys) and values
         [bsz*heads, src, head_dim], with the projections as fairseq computes them but without its
@@ -394,17 +385,15 @@ class SparseMultiheadAttention(MultiheadAttention):
             # hooks receive the mask as the -inf scores, which ReLU weights' own scores do not have
             and not (self.spec.relu_weights and self.weights_hooks)
         )
-        if own_scores and self.spec.relu_weights:
+        if own_scores:
             scores, v = self._own_scores(query, key, value, key_padding_mask, attn_mask)
-            probs = scores.relu_()  # in the model's dtype: ReLU is exact there
-            weights_float = probs if probs.dtype in (torch.float32, torch.float64) else None
-        elif own_scores:
-            scores, v = self._own_scores(query, key, value, key_padding_mask, attn_mask)
-            weights_float = self._weights(scores, bsz)
-            probs = weights_float if weights_float.dtype == v.dtype else weights_float.to(v.dtype)
         else:
             scores, v = self._masked_scores(query, key, value, key_padding_mask, incremental_state, static_kv,
                                             attn_mask)
+        if own_scores and self.spec.relu_weights:
+            probs = scores.relu_()  # in the model's dtype: ReLU is exact there
+            weights_float = probs if probs.dtype in (torch.float32, torch.float64) else None
+        else:
             weights_float = self._weights(scores, bsz)
             probs = weights_float if weights_float.dtype == v.dtype else weights_float.to(v.dtype)
         src_len = probs.size(-1)

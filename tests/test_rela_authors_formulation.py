@@ -82,7 +82,7 @@ def _module(mode, dropout=0.0):
 @pytest.mark.parametrize("mode", ["self", "causal", "cross"])
 def test_output_weights_and_gradients_equal_the_authors_formulation(mode, fused):
     module = _module(mode)
-    module.fused_rela = fused
+    module.fused_scores = fused
     with torch.no_grad():  # a gate far from its small initial values, so the gate term matters
         module.output_norm.gate.normal_(0.0, 1.0)
         module.output_norm.scale.uniform_(0.5, 1.5)
