@@ -1,11 +1,14 @@
-"""ReLA's gated RMS norm: the hand-written backward against autograd's, one run, interleaved.
+"""ReLA's gated RMS norm: the hand-written backward against autograd's, and the decoding kernel
+against torch's operators; one run, interleaved.
 
-    python -m benchmarks.norm [--rows 624] [--dim 512] [--repeat 31]
+    python -m benchmarks.norm [--rows 624] [--dim 512] [--decode-rows 32] [--repeat 31]
 
 Prints the median time per call of :func:`fairseq_plugins.attention.rms_norm_gate` and of
 :func:`~fairseq_plugins.attention.rms_norm_gate_reference` (the same formula left to autograd),
 forward and forward+backward, and their ratio.  624 rows x 512 is one training batch of the
-record model of ``python -m benchmarks run`` (24 sentences x 26 target tokens).
+record model of ``python -m benchmarks run`` (24 sentences x 26 target tokens).  Then, without
+gradients (decoding: ``--decode-rows`` hypotheses, one token each), ``rms_norm_gate`` through the
+C++ row kernel against the same call with the kernels off (``F.rms_norm`` and three operators).
 """
 
 from __future__ import annotations
@@ -43,10 +46,31 @@ def measure(rows: int, dim: int, repeat: int, calls: int = 10) -> dict:
     return results
 
 
+def measure_inference(rows: int, dim: int, repeat: int, calls: int = 200) -> dict:
+    """Median seconds per call of ``rms_norm_gate`` without gradients: C++ kernel against torch's operators."""
+    from fairseq_plugins import cpu_kernels
+    from fairseq_plugins.attention import rms_norm_gate
+
+    torch.manual_seed(0)
+    z = torch.randn(1, rows, dim)  # one decoding step: [tgt 1, hypotheses, dim]
+    scale, gate = torch.ones(dim), torch.randn(dim) * (3.0 / dim) ** 0.5
+    samples = {"kernel": [], "torch operators": []}
+    with torch.no_grad():
+        for _ in range(repeat + 1):  # the first round is a warm-up
+            for name in samples:  # interleaved
+                with cpu_kernels.enabled(name == "kernel"):
+                    start = time.perf_counter()
+                    for _ in range(calls):
+                        rms_norm_gate(z, scale, gate)
+                    samples[name].append((time.perf_counter() - start) / calls)
+    return {name: statistics.median(values[1:]) for name, values in samples.items()}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=624)
     parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("--decode-rows", type=int, default=32, help="hypotheses of the decoding case (8 x beam 4)")
     parser.add_argument("--repeat", type=int, default=31)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
@@ -58,6 +82,16 @@ def main(argv=None) -> None:
     for phase, times in results.items():
         ours, reference = times["hand-written backward"], times["autograd"]
         print(f"{phase:>17}: hand-written {ours * 1e6:8.0f} us   autograd {reference * 1e6:8.0f} us   "
+              f"speed-up {reference / ours:.2f}x")
+    from fairseq_plugins import cpu_kernels
+
+    if cpu_kernels.kernels() is None:
+        print(f"inference: no C++ kernel ({cpu_kernels.unavailable_reason()})")
+        return
+    for dim in sorted({64, args.dim}):
+        times = measure_inference(args.decode_rows, dim, args.repeat)
+        ours, reference = times["kernel"], times["torch operators"]
+        print(f"inference, {args.decode_rows} x {dim:<4}: kernel {ours * 1e6:8.1f} us   torch operators {reference * 1e6:8.1f} us   "
               f"speed-up {reference / ours:.2f}x")
 
 

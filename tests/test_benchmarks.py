@@ -195,3 +195,32 @@ def test_norm_benchmark_prints_both_implementations_and_their_ratio(capsys):
     for phase, line in zip(("forward", "forward+backward"), lines[1:]):
         assert line.strip().startswith(phase + ":") and "hand-written" in line and "autograd" in line
         assert float(line.rsplit("speed-up", 1)[1].strip().rstrip("x")) > 0
+    from fairseq_plugins import cpu_kernels
+
+    if cpu_kernels.kernels() is not None:  # the decoding kernel against torch's operators, d 16 and 64
+        assert [line.split(":")[0] for line in lines[3:5]] == ["inference, 32 x 16  ", "inference, 32 x 64  "]
+        assert all("kernel" in line and "torch operators" in line for line in lines[3:5])
+
+
+def test_rows_benchmark_prints_every_normalizer_at_every_width_and_both_maskings(capsys):
+    from benchmarks import rows
+
+    rows.main(["--scores", "4096", "--repeat", "1", "--threads", "0"])
+    out = capsys.readouterr().out
+    report = out[out.index("# python -m benchmarks.rows"):]
+    header = next(line for line in report.splitlines() if line.startswith("| keys"))
+    assert [cell.split()[0] for cell in header.strip("|").split("|")[2:]] == list(rows.NORMALIZERS)
+    for keys in rows.KEYS:
+        for kind in ("random", "causal"):
+            line = next(line for line in report.splitlines() if line.startswith(f"| {keys} ({kind})"))
+            assert "(1.00x)" in line.split("|")[3]  # softmax against itself
+    assert "| 7 x 128 x 128 |" in report and "| 3 x 256 x 256 |" in report
+
+
+def test_causal_score_rows_mask_exactly_the_future():
+    from benchmarks.rows import score_rows
+
+    scores = score_rows(64, 64 * 128, causal=True)  # [128, 64]: two blocks of 64 rows
+    assert scores.shape == (128, 64)
+    block = torch.isneginf(scores[64:])
+    assert torch.equal(block, torch.triu(torch.ones(64, 64, dtype=torch.bool), 1))

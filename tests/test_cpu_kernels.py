@@ -174,3 +174,52 @@ def test_the_baseline_and_avx2_builds_agree(kernels, name):
         kernels.set_baseline(False)
     torch.testing.assert_close(normalize(name, scores, **params), baseline, rtol=1e-5, atol=1e-7)
     torch.testing.assert_close(baseline, pytorch_path(name, scores, **params), rtol=1e-5, atol=2e-6)
+
+
+def norm_rows(dim, dtype, seed=0):
+    """[rows, dim] inputs of ReLA's gated RMS norm: scales 1e-3..1e3, a zero row, saturating gates."""
+    generator = torch.Generator().manual_seed(seed)
+    rows = [torch.randn(dim, generator=generator, dtype=dtype) * scale for scale in (1e-3, 1.0, 30.0, 1e3)]
+    rows.append(torch.zeros(dim, dtype=dtype))  # mean(z^2) = 0: r = eps^-1/2, output 0
+    spread = torch.randn(dim, generator=generator, dtype=dtype)
+    spread[0] = 200.0  # gate * z beyond exp's range on both sides
+    spread[-1] = -200.0
+    rows.append(spread)
+    return torch.stack(rows)  # [6, dim]
+
+
+@pytest.mark.parametrize("dim", [1, 7, 64, 512, 1000])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("gated", [True, False])
+def test_rms_norm_gate_kernel_equals_the_reference(kernels, dim, dtype, gated):
+    from fairseq_plugins.attention import rms_norm_gate, rms_norm_gate_reference
+
+    z = norm_rows(dim, dtype, seed=dim)
+    generator = torch.Generator().manual_seed(1)
+    scale = torch.rand(dim, generator=generator, dtype=dtype) + 0.5
+    gate = torch.randn(dim, generator=generator, dtype=dtype) * 3 if gated else None
+    reference = rms_norm_gate_reference(z, scale, gate)
+    tolerance = dict(rtol=2e-6, atol=1e-7) if dtype == torch.float32 else dict(rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(kernels.rms_norm_gate_rows(z, scale, gate, 1e-8), reference, **tolerance)
+    with torch.no_grad():  # inference on CPU: the module's path goes through the kernel
+        torch.testing.assert_close(rms_norm_gate(z.view(2, 3, dim), scale, gate).view(6, dim), reference, **tolerance)
+    assert (kernels.rms_norm_gate_rows(z, scale, gate, 1e-8)[4] == 0).all()
+
+
+def test_rms_norm_gate_kernel_rejects_mismatched_parameters(kernels):
+    z = torch.randn(3, 8)
+    with pytest.raises(RuntimeError, match="scale must be a \\[dim\\] vector"):
+        kernels.rms_norm_gate_rows(z, torch.ones(7), None, 1e-8)
+    with pytest.raises(RuntimeError, match="gate must be a \\[dim\\] vector"):
+        kernels.rms_norm_gate_rows(z, torch.ones(8), torch.ones(8, dtype=torch.float64), 1e-8)
+
+
+def test_rms_norm_gate_baseline_and_avx2_builds_agree(kernels):
+    z = norm_rows(512, torch.float32)
+    scale, gate = torch.ones(512), torch.linspace(-3, 3, 512)
+    try:
+        kernels.set_baseline(True)
+        baseline = kernels.rms_norm_gate_rows(z, scale, gate, 1e-8)
+    finally:
+        kernels.set_baseline(False)
+    torch.testing.assert_close(kernels.rms_norm_gate_rows(z, scale, gate, 1e-8), baseline, rtol=1e-6, atol=1e-7)

@@ -1,4 +1,5 @@
-// Row kernels for sparse attention normalizers on CPU: sparsemax, 1.5-entmax and top-k softmax.
+// Row kernels for sparse attention normalizers on CPU: sparsemax, 1.5-entmax and top-k softmax, and
+// ReLA's gated RMS norm for decoding.
 //
 // Each function takes scores [rows, keys] (contiguous, float32 or float64; -inf marks a masked key)
 // and solves every row in a few passes over it, with no sort and no temporary tensors. On CPU the
@@ -126,6 +127,34 @@ torch::Tensor topk_softmax_rows(torch::Tensor scores, int64_t k) {
   return weights;
 }
 
+// ReLA's gated RMS norm, inference only: out [rows, dim] = scale * RMSNorm(z) * sigmoid(gate * z)
+// (gate undefined: no gate factor); scale and gate are [dim] vectors of z's dtype.
+torch::Tensor rms_norm_gate_rows(torch::Tensor z, torch::Tensor scale, c10::optional<torch::Tensor> gate, double eps) {
+  check_rows(z, "rms_norm_gate_rows");
+  const int64_t dim = z.size(1);
+  TORCH_CHECK(scale.dim() == 1 && scale.size(0) == dim && scale.scalar_type() == z.scalar_type(),
+              "rms_norm_gate_rows: scale must be a [dim] vector of z's dtype");
+  const bool gated = gate.has_value() && gate->defined();
+  if (gated)
+    TORCH_CHECK(gate->dim() == 1 && gate->size(0) == dim && gate->scalar_type() == z.scalar_type(),
+                "rms_norm_gate_rows: gate must be a [dim] vector of z's dtype");
+  z = z.contiguous();
+  scale = scale.contiguous();
+  torch::Tensor gate_c = gated ? gate->contiguous() : torch::Tensor();
+  auto output = torch::empty_like(z);
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "rms_norm_gate_rows", [&] {
+    const scalar_t* in = z.data_ptr<scalar_t>();
+    const scalar_t* s = scale.data_ptr<scalar_t>();
+    const scalar_t* g = gated ? gate_c.data_ptr<scalar_t>() : nullptr;
+    scalar_t* out = output.data_ptr<scalar_t>();
+    const scalar_t e = static_cast<scalar_t>(eps);
+    at::parallel_for(0, z.size(0), grain(dim), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) SPARSE_ROWS_DISPATCH(rms_norm_gate_row, in + r * dim, s, g, out + r * dim, dim, e);
+    });
+  });
+  return output;
+}
+
 std::string instruction_set() { return use_avx2() ? "avx2" : "baseline"; }
 
 void set_baseline(bool forced) { baseline_forced = forced; }
@@ -136,4 +165,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("sparsemax_rows", &sparsemax_rows, "sparsemax of each row, and its support size");
   m.def("entmax15_root_rows", &entmax15_root_rows, "[z / 2 - tau]_+ of 1.5-entmax for each row");
   m.def("topk_softmax_rows", &topk_softmax_rows, "softmax over each row's k largest entries");
+  m.def("rms_norm_gate_rows", &rms_norm_gate_rows, "ReLA's gated RMS norm of each row (inference)",
+        py::arg("z"), py::arg("scale"), py::arg("gate") = py::none(), py::arg("eps") = 1e-8);
 }
