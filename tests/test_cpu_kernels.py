@@ -98,6 +98,31 @@ def test_float32_topk_kernel_keeps_the_same_keys_and_weights_as_float64(kernels,
     assert (weights[-2] == 0).all()  # every key masked
 
 
+@pytest.mark.parametrize("keys", [64, 67, 128, 130, 256])
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_float32_topk_kernel_on_causal_rows_and_scattered_finite_keys(kernels, keys, k):
+    """Rows with fewer finite keys than k, or with their finite keys in a few chunks of 8, as decoder
+    self-attention's causal rows in training: float32 rows from 64 keys are solved through their chunk
+    maxima, and must keep exactly the keys of the float64 kernel."""
+    generator = torch.Generator().manual_seed(keys + k)
+    causal = torch.randn(keys, keys, generator=generator, dtype=torch.float64)
+    causal.masked_fill_(torch.triu(torch.ones(keys, keys, dtype=torch.bool), 1), float("-inf"))  # row i: keys <= i
+    scattered = torch.full((4, keys), float("-inf"), dtype=torch.float64)
+    for row, count in enumerate((1, k, k + 1, 2 * k)):
+        where = torch.randperm(keys, generator=generator)[:count]
+        scattered[row, where] = torch.randn(count, generator=generator, dtype=torch.float64)
+    scattered[3, where[:2]] = scattered[3, where[0]].item()  # a tie
+    scores = torch.cat([causal, scattered]).float()
+    weights = normalize("topk", scores, k=k)
+    reference = normalize("topk", scores.double(), k=k)
+    assert torch.equal(weights > 0, reference > 0)
+    expected_kept = torch.minimum(torch.isfinite(scores).sum(-1), torch.tensor(k))
+    assert torch.equal((weights > 0).sum(-1)[:-1], expected_kept[:-1])  # continuous scores: min(k, finite)
+    torch.testing.assert_close(weights.double(), reference, rtol=1e-5, atol=1e-30)
+    torch.testing.assert_close(weights, pytorch_path("topk", scores, k=k), rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(scores.size(0)), rtol=1e-6, atol=1e-6)
+
+
 def test_sparsemax_kernel_reports_the_support_its_backward_needs(kernels):
     scores = hard_rows(256, torch.float64)
     output, support = kernels.sparsemax_rows(scores)

@@ -9,8 +9,9 @@
 // Exactness: every threshold is the one of the sort-based algorithms, computed from the final support
 // (sparsemax: Michelot 1986 / Condat 2016 Newton steps from below; 1.5-entmax: Newton steps from
 // below, then the closed form of the sort-based algorithm (Peters et al. 2019) on the support, with a sorting
-// fallback; top-k: Zhao et al. 2019, the k-th largest by an 8-lane bitonic merge network (float32, k <= 8)
-// or by insertion into a k-slot buffer, and one vectorised exp pass over the row).
+// fallback; top-k: Zhao et al. 2019, the k-th largest by an 8-lane bitonic merge network (float32, k <= 8;
+// from 128 keys only over the chunks of 8 keys whose maximum is among the k largest chunk maxima) or by
+// insertion into a k-slot buffer, and one vectorised exp pass over the row or those chunks).
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
@@ -23,6 +24,10 @@
 #include <string>
 #include <type_traits>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>  // _mm256_max_ps / _mm256_min_ps in the AVX2 build of the top-8 network
+#endif
 
 namespace {
 
@@ -119,7 +124,8 @@ torch::Tensor topk_softmax_rows(torch::Tensor scores, int64_t k) {
     const scalar_t* z = scores.data_ptr<scalar_t>();
     scalar_t* out = weights.data_ptr<scalar_t>();
     at::parallel_for(0, scores.size(0), grain(keys), [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> best(k);
+      // k slots for the selection buffer, or (float32, k <= 8) one per chunk of 8 keys for the chunk maxima
+      std::vector<scalar_t> best(std::max<int64_t>(k, (keys + 7) / 8));
       for (int64_t r = begin; r < end; ++r)
         SPARSE_ROWS_DISPATCH(topk_softmax_row, z + r * keys, out + r * keys, keys, k, best.data());
     });

@@ -146,6 +146,8 @@ void entmax15_row(const T* z, T* root, int64_t keys) {
 }
 
 constexpr int64_t kChunk = 8;
+constexpr int64_t kChunkedFrom = 128;  // float32 top-k rows from this many keys go through their chunk maxima (measured
+                                      // crossover: at 64 keys every chunk qualifies, and the running merge is faster)
 
 template <typename T>
 inline T chunk_max(const T* z) {  // kChunk = 8 keys, straight-line (a reduction loop costs 2x here)
@@ -174,11 +176,30 @@ inline void insert(T* best, int64_t k, T v) {
 typedef float top8_t __attribute__((vector_size(32)));
 typedef int32_t top8_lanes __attribute__((vector_size(32)));
 
+// lane-wise maximum and minimum: one vmaxps / vminps each (GCC turns the selects of a shared comparison
+// into a compare and two variable blends, twice the latency)
+inline top8_t lane_max(top8_t a, top8_t b) {
+#ifdef __AVX__
+  return reinterpret_cast<top8_t>(_mm256_max_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b)));
+#else
+  return a > b ? a : b;
+#endif
+}
+
+inline top8_t lane_min(top8_t a, top8_t b) {
+#ifdef __AVX__
+  return reinterpret_cast<top8_t>(_mm256_min_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b)));
+#else
+  return a < b ? a : b;
+#endif
+}
+
 // compare-exchange of each lane with lane `partner[i]`; lanes where keep_max is set keep the larger
+// (the constant selection compiles to one immediate blend)
 inline top8_t compare_exchange(top8_t x, top8_lanes partner, top8_lanes keep_max) {
   const top8_t other = __builtin_shuffle(x, partner);
-  const top8_t larger = x > other ? x : other, smaller = x > other ? other : x;
-  return keep_max ? larger : smaller;
+  const top8_lanes lanes = {0, 1, 2, 3, 4, 5, 6, 7};
+  return __builtin_shuffle(lane_max(x, other), lane_min(x, other), lanes + (~keep_max & 8));
 }
 
 // the last three stages of a bitonic sort: a bitonic sequence of 8 -> descending
@@ -188,17 +209,27 @@ inline top8_t bitonic_clean_descending(top8_t x) {
   return compare_exchange(x, top8_lanes{1, 0, 3, 2, 5, 4, 7, 6}, top8_lanes{-1, 0, -1, 0, -1, 0, -1, 0});
 }
 
+// 8 lanes sorted by a bitonic network (6 stages); descending flips every direction of the ascending one
+inline top8_t sort8(top8_t x, top8_lanes flip) {
+  x = compare_exchange(x, top8_lanes{1, 0, 3, 2, 5, 4, 7, 6}, top8_lanes{0, -1, -1, 0, 0, -1, -1, 0} ^ flip);
+  x = compare_exchange(x, top8_lanes{2, 3, 0, 1, 6, 7, 4, 5}, top8_lanes{0, 0, -1, -1, -1, -1, 0, 0} ^ flip);
+  x = compare_exchange(x, top8_lanes{1, 0, 3, 2, 5, 4, 7, 6}, top8_lanes{0, -1, 0, -1, -1, 0, -1, 0} ^ flip);
+  x = compare_exchange(x, top8_lanes{4, 5, 6, 7, 0, 1, 2, 3}, top8_lanes{0, 0, 0, 0, -1, -1, -1, -1} ^ flip);
+  x = compare_exchange(x, top8_lanes{2, 3, 0, 1, 6, 7, 4, 5}, top8_lanes{0, 0, -1, -1, 0, 0, -1, -1} ^ flip);
+  return compare_exchange(x, top8_lanes{1, 0, 3, 2, 5, 4, 7, 6}, top8_lanes{0, -1, 0, -1, 0, -1, 0, -1} ^ flip);
+}
+inline top8_t sort_ascending8(top8_t x) { return sort8(x, top8_lanes{0, 0, 0, 0, 0, 0, 0, 0}); }
+inline top8_t sort_descending8(top8_t x) { return sort8(x, top8_lanes{-1, -1, -1, -1, -1, -1, -1, -1}); }
+
 // the 8 largest of `best` (descending) and `chunk`, descending
 inline top8_t merge_top8(top8_t best, top8_t chunk) {
-  // chunk -> ascending (bitonic sort: 6 stages)
-  chunk = compare_exchange(chunk, top8_lanes{1, 0, 3, 2, 5, 4, 7, 6}, top8_lanes{0, -1, -1, 0, 0, -1, -1, 0});
-  chunk = compare_exchange(chunk, top8_lanes{2, 3, 0, 1, 6, 7, 4, 5}, top8_lanes{0, 0, -1, -1, -1, -1, 0, 0});
-  chunk = compare_exchange(chunk, top8_lanes{1, 0, 3, 2, 5, 4, 7, 6}, top8_lanes{0, -1, 0, -1, -1, 0, -1, 0});
-  chunk = compare_exchange(chunk, top8_lanes{4, 5, 6, 7, 0, 1, 2, 3}, top8_lanes{0, 0, 0, 0, -1, -1, -1, -1});
-  chunk = compare_exchange(chunk, top8_lanes{2, 3, 0, 1, 6, 7, 4, 5}, top8_lanes{0, 0, -1, -1, 0, 0, -1, -1});
-  chunk = compare_exchange(chunk, top8_lanes{1, 0, 3, 2, 5, 4, 7, 6}, top8_lanes{0, -1, 0, -1, 0, -1, 0, -1});
   // descending against ascending: the lane-wise maxima are the 8 largest of both, as a bitonic sequence
-  return bitonic_clean_descending(best > chunk ? best : chunk);
+  return bitonic_clean_descending(lane_max(best, sort_ascending8(chunk)));
+}
+
+// the 8 largest of two descending vectors, descending
+inline top8_t merge_descending8(top8_t a, top8_t b) {
+  return bitonic_clean_descending(lane_max(a, __builtin_shuffle(b, top8_lanes{7, 6, 5, 4, 3, 2, 1, 0})));
 }
 
 // the largest and the k-th largest (k <= 8) of a float32 row (-inf when fewer than k keys are finite)
@@ -219,6 +250,105 @@ inline void top8_select(const float* z, int64_t keys, int64_t k, float& top, flo
   }
   top = best[0];
   kth = best[k - 1];
+}
+
+// lane j: the maximum of the 8 keys z[8j .. 8j + 8), for 64 keys (a transposing reduction: 3 levels of
+// two shuffles and a max, where 8 straight-line chunk maxima cost 56 scalar max operations)
+inline top8_t chunk_maxima8(const float* z) {
+  top8_t pairs[4], quads[2];
+  // within each 128-bit half (unpack, shufps, then vperm2f128 across halves: one instruction per shuffle)
+  for (int j = 0; j < 4; ++j) {  // lanes [a02 b02 a13 b13 | a46 b46 a57 b57] of chunks a = 2j, b = 2j + 1
+    top8_t a, b;
+    std::memcpy(&a, z + 16 * j, sizeof a);
+    std::memcpy(&b, z + 16 * j + 8, sizeof b);
+    pairs[j] = lane_max(__builtin_shuffle(a, b, top8_lanes{0, 8, 1, 9, 4, 12, 5, 13}),
+                        __builtin_shuffle(a, b, top8_lanes{2, 10, 3, 11, 6, 14, 7, 15}));
+  }
+  for (int j = 0; j < 2; ++j)  // lane 4h + s: max of keys 4h .. 4h + 3 of v[4j + s]
+    quads[j] = lane_max(__builtin_shuffle(pairs[2 * j], pairs[2 * j + 1], top8_lanes{0, 1, 8, 9, 4, 5, 12, 13}),
+                        __builtin_shuffle(pairs[2 * j], pairs[2 * j + 1], top8_lanes{2, 3, 10, 11, 6, 7, 14, 15}));
+  return lane_max(__builtin_shuffle(quads[0], quads[1], top8_lanes{0, 1, 2, 3, 8, 9, 10, 11}),
+                  __builtin_shuffle(quads[0], quads[1], top8_lanes{4, 5, 6, 7, 12, 13, 14, 15}));
+}
+
+template <typename T>
+inline T exp_nonpositive(T x);
+
+// top-k softmax (k <= 8) of a float32 row through its chunk maxima. The k largest chunk maxima are k
+// distinct keys, so the k-th largest of them, `bound`, is at most the row's k-th largest: only the chunks
+// whose maximum reaches `bound` (k of them, more with ties) can hold a kept key. Those alone are sorted
+// and merged, in a tree (independent merges: no chain of dependent ones), and get exponentials; the
+// rest of the output is zero-filled. Their list is built without branches (a skip per chunk
+// mispredicts: which chunks qualify is random). Returns false, having written nothing, when more than
+// kMaxPicked chunks qualify (wide ties): the caller then takes the row-wide path.
+// `maxima` holds ceil(keys / 8) floats.
+constexpr int64_t kMaxPicked = 32;
+
+inline top8_t load_chunk(const float* z, int64_t c, int64_t keys) {  // chunk c, -inf past the row's end
+  top8_t chunk;
+  if ((c + 1) * kChunk <= keys) {
+    std::memcpy(&chunk, z + c * kChunk, sizeof chunk);
+  } else {
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    chunk = top8_t{neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf};
+    for (int64_t i = c * kChunk; i < keys; ++i) chunk[i - c * kChunk] = z[i];
+  }
+  return chunk;
+}
+
+inline bool topk_softmax_row_chunked(const float* z, float* out, int64_t keys, int64_t k, float* maxima) {
+  const int64_t full = keys / kChunk, chunks = (keys + kChunk - 1) / kChunk;
+  int64_t c = 0;
+  for (; c + 8 <= full; c += 8) {
+    const top8_t m = chunk_maxima8(z + c * kChunk);
+    std::memcpy(maxima + c, &m, sizeof m);
+  }
+  for (; c < full; ++c) maxima[c] = chunk_max(z + c * kChunk);
+  if (full < chunks) maxima[full] = row_max(z + full * kChunk, keys - full * kChunk);  // the partial chunk
+  float top, bound;
+  top8_select(maxima, chunks, k, top, bound);  // -inf when fewer than k chunks hold a finite key
+  if (!(top > -std::numeric_limits<float>::infinity())) {  // every key masked (or NaN): zeros
+    std::fill(out, out + keys, 0.0f);
+    return true;
+  }
+  bound = std::max(bound, std::numeric_limits<float>::lowest());  // chunks of masked keys alone never qualify
+  int32_t picked[kMaxPicked];
+  int64_t count = 0;
+  for (c = 0; c < chunks; ++c) {  // branch-free: written at min(count, last slot), counted when qualifying
+    picked[std::min<int64_t>(count, kMaxPicked - 1)] = static_cast<int32_t>(c);
+    count += static_cast<int64_t>(maxima[c] >= bound);
+  }
+  if (count > kMaxPicked) return false;
+  top8_t sorted[kMaxPicked];
+  for (int64_t j = 0; j < count; ++j) sorted[j] = sort_descending8(load_chunk(z, picked[j], keys));
+  for (int64_t n = count; n > 1;) {  // pairwise merges, level by level
+    const int64_t half = n / 2;
+    for (int64_t j = 0; j < half; ++j) sorted[j] = merge_descending8(sorted[2 * j], sorted[2 * j + 1]);
+    if (n & 1) sorted[half] = sorted[n - 1];
+    n = half + (n & 1);
+  }
+  const float kth = sorted[0][k - 1];
+  const float lowest = std::max(kth, std::numeric_limits<float>::lowest());  // masked (-inf) keys stay out
+  std::fill(out, out + keys, 0.0f);
+  float total = 0.0f;
+  for (int64_t j = 0; j < count; ++j) {  // exponentials in the picked chunks, the unkept keys set to 0
+    const int64_t begin = picked[j] * kChunk, n = std::min(kChunk, keys - begin);
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = begin; i < begin + n; ++i) {
+      const float e = exp_nonpositive(z[i] - top) * static_cast<float>(z[i] >= lowest);
+      out[i] = e;
+      sum += e;
+    }
+    total += sum;
+  }
+  const float scale = 1.0f / total;
+  for (int64_t j = 0; j < count; ++j) {
+    const int64_t begin = picked[j] * kChunk, n = std::min(kChunk, keys - begin);
+#pragma omp simd
+    for (int64_t i = begin; i < begin + n; ++i) out[i] *= scale;
+  }
+  return true;
 }
 #endif
 
@@ -271,6 +401,11 @@ inline T exp_nonpositive(T x) {
 // than k finite entries, over every finite entry.
 template <typename T>
 void topk_softmax_row(const T* z, T* out, int64_t keys, int64_t k, T* best) {
+#ifdef SPARSE_ROWS_TOP8
+  if constexpr (std::is_same<T, float>::value) {
+    if (k <= 8 && keys >= kChunkedFrom && topk_softmax_row_chunked(z, out, keys, k, best)) return;
+  }
+#endif
   const T neg_inf = -std::numeric_limits<T>::infinity();
   T top, kth;
   topk_select(z, keys, k, best, top, kth);
