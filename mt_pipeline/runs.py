@@ -21,7 +21,7 @@ import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from nmt_common.files import atomic_write_text
 from nmt_common.logs import add_verbosity_arguments, setup_logging, verbosity
@@ -189,6 +189,35 @@ SWEEP_SETTINGS = ((0.001, 150), (0.002, 150), (0.004, 150), (0.002, 500), (0.002
 SWEEP_UPDATES = 2000
 
 
+def sweep_verdicts(test: Dict[Tuple[str, str], Optional[float]], settings: Sequence[str],
+                   variants: Sequence[str], reference: str = "softmax") -> List[str]:
+    """Verdict lines of the learning-rate/warmup sweep from ``test[(setting, variant)]`` (test2016
+    BLEU, None: not finished): each variant's best setting, and its gap to ``reference`` at every
+    setting and best against best. Stated as incomplete until every setting of both has finished."""
+    lines = []
+    for variant in variants:
+        if variant == reference:
+            continue
+        pairs = [(name, test.get((name, variant)), test.get((name, reference))) for name in settings]
+        finished = [(name, ours, theirs) for name, ours, theirs in pairs if None not in (ours, theirs)]
+        if len(finished) < len(settings):
+            lines.append(f"- **{variant} against {reference}:** incomplete, {len(finished)} of {len(settings)} "
+                         "settings finished for both; no verdict yet.")
+            continue
+        gaps = [ours - theirs for _, ours, theirs in finished]
+        best_ours = max(finished, key=lambda row: row[1])
+        best_theirs = max(finished, key=lambda row: row[2])
+        where = ("below" if max(gaps) < 0 else "above" if min(gaps) > 0 else "on both sides of")
+        lines.append(
+            f"- **{variant} against {reference}:** {variant} is {where} {reference} at every setting "
+            f"(gaps {min(gaps):+.2f} to {max(gaps):+.2f} BLEU). Best setting of {variant}: {best_ours[0]} "
+            f"({best_ours[1]:.2f}); of {reference}: {best_theirs[0]} ({best_theirs[2]:.2f}); best against best: "
+            f"{best_ours[1] - best_theirs[2]:+.2f}. "
+            + ("The setting does not close the gap at this budget." if max(gaps) < 0 else
+               "The gap depends on the setting." if min(gaps) < 0 else ""))
+    return [line.rstrip() for line in lines]
+
+
 def multi30k_sweep(args, command: str) -> Path:
     """softmax and rela (or ``--variants``) x SWEEP_SETTINGS, each for exactly SWEEP_UPDATES updates
     (no early stopping, last checkpoint), on the multi30k data -> results/multi30k-de-en/sweep/:
@@ -243,6 +272,14 @@ def multi30k_sweep(args, command: str) -> Path:
                     for v in variants]
             rows.append(row)
     lines.append(markdown_table(header, rows))
+    for seed in args.seeds or (1,):
+        verdicts = sweep_verdicts({(name, v): cells.get((name, v, seed), ({}, None))[1]
+                                   for name in (f"lr{lr:g}-warmup{warmup}" for lr, warmup in SWEEP_SETTINGS)
+                                   for v in variants},
+                                  [f"lr{lr:g}-warmup{warmup}" for lr, warmup in SWEEP_SETTINGS], variants)
+        if verdicts:
+            lines += ["", f"Verdicts (test2016, seed {seed}; one run per setting, so seed-to-seed spread is not "
+                      "part of these gaps):", "", *verdicts]
     if curves:
         plot_curves(curves, root / "curves.png", title=f"Multi30k De-En sweep, {updates} updates")
         lines += ["", "![validation curves of every run](curves.png)"]

@@ -6,7 +6,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -384,3 +383,21 @@ def test_report_commands_carry_the_environment_that_placed_the_files(monkeypatch
     monkeypatch.setenv("CHECKPOINT_ROOT", "/big disk/ckpt")
     assert reproducing_command(["multi30k", "--finished-only"]) == (
         "'CHECKPOINT_ROOT=/big disk/ckpt' python -m mt_pipeline.runs multi30k --finished-only")
+
+
+def test_sweep_verdicts_wait_for_every_setting_then_compare_best_against_best():
+    from mt_pipeline.runs import sweep_verdicts
+
+    settings = ["a", "b", "c"]
+    test = {("a", "softmax"): 30.0, ("b", "softmax"): 33.0, ("c", "softmax"): None,
+            ("a", "rela"): 28.0, ("b", "rela"): 31.0, ("c", "rela"): 32.0}
+    (line,) = sweep_verdicts(test, settings, ["softmax", "rela"])
+    assert "incomplete, 2 of 3 settings" in line
+    test[("c", "softmax")] = 34.5
+    (line,) = sweep_verdicts(test, settings, ["softmax", "rela"])
+    assert "below softmax at every setting (gaps -2.50 to -2.00 BLEU)" in line
+    assert "Best setting of rela: c (32.00); of softmax: c (34.50); best against best: -2.50" in line
+    assert line.endswith("The setting does not close the gap at this budget.")
+    test[("a", "rela")] = 30.5
+    (line,) = sweep_verdicts(test, settings, ["softmax", "rela"])
+    assert "on both sides of softmax" in line and line.endswith("The gap depends on the setting.")
