@@ -298,10 +298,11 @@ class SparseMultiheadAttention(MultiheadAttention):
         """Scores [bsz*heads, tgt, src] (-inf or, for ReLU weights, 0 at masked keys) and values
         [bsz*heads, src, head_dim], with the projections as fairseq computes them but without its
         masked_fill over the score tensor, which costs more than the product itself (``python -m
-        benchmarks.rows``, masking table: one training batch of the tiny model). Masks enter the product: ReLU weights (ReLA) get padded keys zeroed in ``k``
-        (score exactly 0, hence weight 0 and zero gradient); the other normalizers get -inf at
-        padded keys, and every normalizer the additive attention mask (-inf: future positions),
-        through the input of ``torch.baddbmm``."""
+        benchmarks.rows``, masking table: one training batch of the tiny model). Masks enter the
+        product: ReLU weights (ReLA) get padded keys zeroed in ``k`` (score exactly 0, hence
+        weight 0 and zero gradient); the other normalizers get -inf at padded keys, and every
+        normalizer the additive attention mask (-inf: future positions), through the input of
+        ``torch.baddbmm``."""
         tgt_len, bsz, _ = query.size()
         q = self.q_proj(query)
         if self.self_attention:
