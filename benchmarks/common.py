@@ -9,7 +9,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, List, Optional, Sequence, Union
 
 import torch
 
@@ -87,6 +87,21 @@ def calls_for(seconds_per_call: float, target_seconds: float, cap: int = 50) -> 
     if seconds_per_call <= 0:
         return cap
     return max(1, min(cap, int(target_seconds / seconds_per_call)))
+
+
+def interleaved_medians(candidates: Dict[str, Callable[[], object]], repeat: int, device: torch.device,
+                        sample_seconds: float = 0.02, cap: int = 100_000) -> Dict[str, float]:
+    """Median seconds per call of each candidate over ``repeat`` rounds, the candidates timed in turn
+    in every round (same moment, same load); each sample is about ``sample_seconds`` of calls."""
+    calls = {}
+    for name, fn in candidates.items():  # warm-up call, then the calls per sample from a second one
+        fn()
+        calls[name] = calls_for(time_call(fn, device), sample_seconds, cap)
+    samples: Dict[str, List[float]] = {name: [] for name in candidates}
+    for _ in range(repeat):
+        for name, fn in candidates.items():
+            samples[name].append(time_call(fn, device, calls[name]))
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 # --- peak memory ------------------------------------------------------------------------

@@ -46,24 +46,24 @@ def measure(rows: int, dim: int, repeat: int, calls: int = 10) -> dict:
     return results
 
 
-def measure_inference(rows: int, dim: int, repeat: int, calls: int = 200) -> dict:
+def measure_inference(rows: int, dim: int, repeat: int) -> dict:
     """Median seconds per call of ``rms_norm_gate`` without gradients: C++ kernel against torch's operators."""
     from fairseq_plugins import cpu_kernels
     from fairseq_plugins.attention import rms_norm_gate
 
+    from .common import interleaved_medians
+
     torch.manual_seed(0)
     z = torch.randn(1, rows, dim)  # one decoding step: [tgt 1, hypotheses, dim]
     scale, gate = torch.ones(dim), torch.randn(dim) * (3.0 / dim) ** 0.5
-    samples = {"kernel": [], "torch operators": []}
+
+    def call(kernel: bool):
+        with cpu_kernels.enabled(kernel):
+            return rms_norm_gate(z, scale, gate)
+
     with torch.no_grad():
-        for _ in range(repeat + 1):  # the first round is a warm-up
-            for name in samples:  # interleaved
-                with cpu_kernels.enabled(name == "kernel"):
-                    start = time.perf_counter()
-                    for _ in range(calls):
-                        rms_norm_gate(z, scale, gate)
-                    samples[name].append((time.perf_counter() - start) / calls)
-    return {name: statistics.median(values[1:]) for name, values in samples.items()}
+        return interleaved_medians({"kernel": lambda: call(True), "torch operators": lambda: call(False)},
+                                   repeat, torch.device("cpu"))
 
 
 def main(argv=None) -> None:

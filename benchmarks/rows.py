@@ -19,32 +19,16 @@ over ``--repeat`` rounds:
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from typing import Callable, Dict, List, Sequence
+from typing import List, Sequence
 
 import torch
 
+from .common import interleaved_medians
+
+CPU = torch.device("cpu")
+
 KEYS = (64, 128, 256, 1024)
 NORMALIZERS = ("softmax", "sparsemax", "entmax15", "topk", "alpha_entmax")
-
-
-def _interleaved(candidates: Dict[str, Callable[[], object]], repeat: int, seconds: float = 0.02) -> Dict[str, float]:
-    """Median seconds per call of each candidate, the candidates run in turn in every round."""
-    calls = {}
-    for name, fn in candidates.items():  # warm-up, and enough calls per sample for ~``seconds``
-        fn()
-        start = time.perf_counter()
-        fn()
-        calls[name] = max(1, int(seconds / max(time.perf_counter() - start, 1e-7)))
-    samples: Dict[str, List[float]] = {name: [] for name in candidates}
-    for _ in range(repeat):
-        for name, fn in candidates.items():
-            start = time.perf_counter()
-            for _ in range(calls[name]):
-                fn()
-            samples[name].append((time.perf_counter() - start) / calls[name])
-    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def score_rows(keys: int, total: int, causal: bool, seed: int = 0) -> torch.Tensor:
@@ -69,7 +53,7 @@ def normalizer_table(total: int, repeat: int, keys: Sequence[int] = KEYS) -> Lis
             scores = score_rows(width, total, causal)
             params = {"topk": {"k": 8}, "alpha_entmax": {"alpha": alpha}}
             candidates = {name: (lambda n=name: normalize(n, scores, **params.get(n, {}))) for name in NORMALIZERS}
-            times = _interleaved(candidates, repeat)
+            times = interleaved_medians(candidates, repeat, CPU)
             per_score = {name: t / scores.numel() * 1e9 for name, t in times.items()}
             cells = [f"{per_score[n]:.2f} ({times[n] / times['softmax']:.2f}x)" for n in NORMALIZERS]
             kind = "causal" if causal else "random"
@@ -78,6 +62,8 @@ def normalizer_table(total: int, repeat: int, keys: Sequence[int] = KEYS) -> Lis
 
 
 def masking_table(repeat: int) -> List[str]:
+    from fairseq_plugins.attention import padding_additive_mask
+
     lines = ["| batch | heads x dim | bmm + masked_fill (fairseq) | baddbmm, mask as input (ours) | bmm alone |",
              "|---|---|---|---|---|"]
     heads, dim = 4, 16
@@ -95,16 +81,13 @@ def masking_table(repeat: int) -> List[str]:
                     .masked_fill(padded.view(bsz, 1, 1, length), float("-inf"))
                     .view(bsz * heads, length, length))
 
-        def additive_way(q=q, k=k, padded=padded, bsz=bsz, length=length):
-            # [bsz, src] -> [bsz, 1, 1, src] -> [bsz*heads, 1, src]: 0 or -inf, broadcast over queries
-            additive = (torch.zeros(bsz, 1, 1, length).masked_fill_(padded.view(bsz, 1, 1, length), float("-inf"))
-                        .expand(bsz, heads, 1, length).reshape(bsz * heads, 1, length))
-            return torch.baddbmm(additive, q, k.transpose(1, 2))
+        def additive_way(q=q, k=k, padded=padded):  # as SparseMultiheadAttention._own_scores
+            return torch.baddbmm(padding_additive_mask(padded, heads, q.dtype), q, k.transpose(1, 2))
 
         if not torch.equal(fairseq_way(), additive_way()):
             raise AssertionError("the two masked score products differ")
-        times = _interleaved({"fairseq": fairseq_way, "ours": additive_way,
-                              "bmm": lambda q=q, k=k: torch.bmm(q, k.transpose(1, 2))}, repeat)
+        times = interleaved_medians({"fairseq": fairseq_way, "ours": additive_way,
+                                     "bmm": lambda q=q, k=k: torch.bmm(q, k.transpose(1, 2))}, repeat, CPU)
         lines.append(f"| {bsz} x {length} x {length} | {heads} x {dim} | {times['fairseq'] * 1e6:.0f} us | "
                      f"{times['ours'] * 1e6:.0f} us | {times['bmm'] * 1e6:.0f} us |")
     return lines

@@ -184,6 +184,19 @@ class AttentionOutputRMSNorm(nn.Module):
         return f"{self.dim}, gated={self.gated}, eps={self.eps}"
 
 
+def padding_additive_mask(padded: Tensor, num_heads: int, dtype: torch.dtype) -> Tensor:
+    """Bool key-padding mask [bsz, src] -> additive mask [bsz*heads, 1, src] (0, or -inf at padded
+    keys) in fairseq's head folding, broadcast over queries as ``torch.baddbmm``'s input."""
+    bsz, src_len = padded.shape
+    # [bsz, src] -> [bsz, 1, 1, src] -> [bsz, heads, 1, src] -> [bsz*heads, 1, src]
+    return (
+        torch.zeros(bsz, 1, 1, src_len, dtype=dtype, device=padded.device)
+        .masked_fill_(padded.view(bsz, 1, 1, src_len), float("-inf"))
+        .expand(bsz, num_heads, 1, src_len)
+        .reshape(bsz * num_heads, 1, src_len)
+    )
+
+
 class SparseMultiheadAttention(MultiheadAttention):
     """fairseq ``MultiheadAttention`` whose score -> weight step is a chosen normalizer.
 
@@ -312,7 +325,7 @@ class SparseMultiheadAttention(MultiheadAttention):
         else:
             k, v = self.k_proj(key), self.v_proj(value)
         q *= self.scaling
-        kv_bsz, src_len = k.size(1), k.size(0)
+        kv_bsz = k.size(1)
         additive: Optional[Tensor] = None
         if key_padding_mask is not None:
             padded = key_padding_mask.to(torch.bool)
@@ -321,13 +334,7 @@ class SparseMultiheadAttention(MultiheadAttention):
                 # in place: the projection's backward does not need its output
                 k.masked_fill_(padded.t().unsqueeze(-1), 0.0)
             else:
-                # [kv_bsz, src] -> [kv_bsz, 1, 1, src] -> [kv_bsz*heads, 1, src]: 0 or -inf, broadcast over queries
-                additive = (
-                    torch.zeros(kv_bsz, 1, 1, src_len, dtype=q.dtype, device=q.device)
-                    .masked_fill_(padded.view(kv_bsz, 1, 1, src_len), float("-inf"))
-                    .expand(kv_bsz, self.num_heads, 1, src_len)
-                    .reshape(kv_bsz * self.num_heads, 1, src_len)
-                )
+                additive = padding_additive_mask(padded, self.num_heads, q.dtype)
         if attn_mask is not None:
             mask = attn_mask.to(q.dtype)  # [tgt, src] (or [bsz*heads, tgt, src])
             additive = mask if additive is None else additive + mask  # [bsz*heads, tgt, src]

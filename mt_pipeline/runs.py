@@ -189,6 +189,11 @@ SWEEP_SETTINGS = ((0.001, 150), (0.002, 150), (0.004, 150), (0.002, 500), (0.002
 SWEEP_UPDATES = 2000
 
 
+def sweep_setting_name(lr: float, warmup: int) -> str:
+    """The folder and table key of one sweep setting: ``lr0.002-warmup150``."""
+    return f"lr{lr:g}-warmup{warmup}"
+
+
 def sweep_verdicts(test: Dict[Tuple[str, str], Optional[float]], settings: Sequence[str],
                    variants: Sequence[str], reference: str = "softmax") -> List[str]:
     """Verdict lines of the learning-rate/warmup sweep from ``test[(setting, variant)]`` (test2016
@@ -207,15 +212,18 @@ def sweep_verdicts(test: Dict[Tuple[str, str], Optional[float]], settings: Seque
         gaps = [ours - theirs for _, ours, theirs in finished]
         best_ours = max(finished, key=lambda row: row[1])
         best_theirs = max(finished, key=lambda row: row[2])
-        where = ("below" if max(gaps) < 0 else "above" if min(gaps) > 0 else "on both sides of")
+        if max(gaps) < 0:
+            where, conclusion = "below", " The setting does not close the gap at this budget."
+        elif min(gaps) > 0:
+            where, conclusion = "above", ""
+        else:
+            where, conclusion = "on both sides of", " The gap depends on the setting."
         lines.append(
             f"- **{variant} against {reference}:** {variant} is {where} {reference} at every setting "
             f"(gaps {min(gaps):+.2f} to {max(gaps):+.2f} BLEU). Best setting of {variant}: {best_ours[0]} "
             f"({best_ours[1]:.2f}); of {reference}: {best_theirs[0]} ({best_theirs[2]:.2f}); best against best: "
-            f"{best_ours[1] - best_theirs[2]:+.2f}. "
-            + ("The setting does not close the gap at this budget." if max(gaps) < 0 else
-               "The gap depends on the setting." if min(gaps) < 0 else ""))
-    return [line.rstrip() for line in lines]
+            f"{best_ours[1] - best_theirs[2]:+.2f}.{conclusion}")
+    return lines
 
 
 def multi30k_sweep(args, command: str) -> Path:
@@ -233,7 +241,7 @@ def multi30k_sweep(args, command: str) -> Path:
     updates = args.max_update or SWEEP_UPDATES
     cells, curves = {}, {}
     for lr, warmup in SWEEP_SETTINGS:
-        name = f"lr{lr:g}-warmup{warmup}"
+        name = sweep_setting_name(lr, warmup)
         train_args = list(base.train_args)
         train_args[train_args.index("--lr") + 1] = f"{lr:g}"
         train_args[train_args.index("--warmup-updates") + 1] = str(warmup)
@@ -258,7 +266,7 @@ def multi30k_sweep(args, command: str) -> Path:
              "validation BLEU greedy, NLL in bits per token. Only the learning rate (peak of the inverse-sqrt "
              "schedule) and the warmup change; the centre row is the main experiment's setting.", ""]
     for lr, warmup in SWEEP_SETTINGS:
-        name = f"lr{lr:g}-warmup{warmup}"
+        name = sweep_setting_name(lr, warmup)
         for seed in args.seeds or (1,):
             test = {v: cells.get((name, v, seed), ({}, None))[1] for v in variants}
             valid = {v: cells.get((name, v, seed), ({}, None))[0] for v in variants}
@@ -273,10 +281,9 @@ def multi30k_sweep(args, command: str) -> Path:
             rows.append(row)
     lines.append(markdown_table(header, rows))
     for seed in args.seeds or (1,):
+        names = [sweep_setting_name(lr, warmup) for lr, warmup in SWEEP_SETTINGS]
         verdicts = sweep_verdicts({(name, v): cells.get((name, v, seed), ({}, None))[1]
-                                   for name in (f"lr{lr:g}-warmup{warmup}" for lr, warmup in SWEEP_SETTINGS)
-                                   for v in variants},
-                                  [f"lr{lr:g}-warmup{warmup}" for lr, warmup in SWEEP_SETTINGS], variants)
+                                   for name in names for v in variants}, names, variants)
         if verdicts:
             lines += ["", f"Verdicts (test2016, seed {seed}; one run per setting, so seed-to-seed spread is not "
                       "part of these gaps):", "", *verdicts]
