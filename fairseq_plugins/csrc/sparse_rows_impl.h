@@ -232,22 +232,28 @@ inline top8_t merge_descending8(top8_t a, top8_t b) {
   return bitonic_clean_descending(lane_max(a, __builtin_shuffle(b, top8_lanes{7, 6, 5, 4, 3, 2, 1, 0})));
 }
 
+inline top8_t load_chunk(const float* z, int64_t c, int64_t keys) {  // chunk c, -inf past the row's end
+  top8_t chunk;
+  if ((c + 1) * kChunk <= keys) {
+    std::memcpy(&chunk, z + c * kChunk, sizeof chunk);
+  } else {
+    const float neg_inf = -std::numeric_limits<float>::infinity();
+    chunk = top8_t{neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf};
+    for (int64_t i = c * kChunk; i < keys; ++i) chunk[i - c * kChunk] = z[i];
+  }
+  return chunk;
+}
+
 // the largest and the k-th largest (k <= 8) of a float32 row (-inf when fewer than k keys are finite)
 inline void top8_select(const float* z, int64_t keys, int64_t k, float& top, float& kth) {
   const float neg_inf = -std::numeric_limits<float>::infinity();
   top8_t best = {neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf};
-  int64_t i = 0;
-  for (; i + kChunk <= keys; i += kChunk) {
-    if (!(chunk_max(z + i) > best[k - 1])) continue;  // no key of the chunk can enter
-    top8_t chunk;
-    std::memcpy(&chunk, z + i, sizeof chunk);
-    best = merge_top8(best, chunk);
+  const int64_t full = keys / kChunk;
+  for (int64_t c = 0; c < full; ++c) {
+    if (!(chunk_max(z + c * kChunk) > best[k - 1])) continue;  // no key of the chunk can enter
+    best = merge_top8(best, load_chunk(z, c, keys));
   }
-  if (i < keys) {
-    top8_t chunk = {neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf};
-    for (int64_t c = 0; i + c < keys; ++c) chunk[c] = z[i + c];
-    best = merge_top8(best, chunk);
-  }
+  if (full * kChunk < keys) best = merge_top8(best, load_chunk(z, full, keys));  // the partial chunk
   top = best[0];
   kth = best[k - 1];
 }
@@ -279,22 +285,9 @@ inline T exp_nonpositive(T x);
 // whose maximum reaches `bound` (k of them, more with ties) can hold a kept key. Those alone are sorted
 // and merged, in a tree (independent merges: no chain of dependent ones), and get exponentials; the
 // rest of the output is zero-filled. Their list is built without branches (a skip per chunk
-// mispredicts: which chunks qualify is random). Returns false, having written nothing, when more than
-// kMaxPicked chunks qualify (wide ties): the caller then takes the row-wide path.
-// `maxima` holds ceil(keys / 8) floats.
+// mispredicts: which chunks qualify is random). Returns false, having written nothing to `out`, when
+// more than kMaxPicked chunks qualify (wide ties): the caller then takes the row-wide path. `maxima` holds ceil(keys / 8) floats.
 constexpr int64_t kMaxPicked = 32;
-
-inline top8_t load_chunk(const float* z, int64_t c, int64_t keys) {  // chunk c, -inf past the row's end
-  top8_t chunk;
-  if ((c + 1) * kChunk <= keys) {
-    std::memcpy(&chunk, z + c * kChunk, sizeof chunk);
-  } else {
-    const float neg_inf = -std::numeric_limits<float>::infinity();
-    chunk = top8_t{neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf, neg_inf};
-    for (int64_t i = c * kChunk; i < keys; ++i) chunk[i - c * kChunk] = z[i];
-  }
-  return chunk;
-}
 
 inline bool topk_softmax_row_chunked(const float* z, float* out, int64_t keys, int64_t k, float* maxima) {
   const int64_t full = keys / kChunk, chunks = (keys + kChunk - 1) / kChunk;
