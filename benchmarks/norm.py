@@ -74,6 +74,8 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=31)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    if min(args.rows, args.dim, args.decode_rows, args.repeat) < 1 or args.threads < 0:
+        parser.error("--rows, --dim, --decode-rows and --repeat must be >= 1, --threads >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
     results = measure(args.rows, args.dim, args.repeat)

@@ -101,8 +101,8 @@ def main(argv=None) -> None:
     parser.add_argument("--repeat", type=int, default=15, help="interleaved rounds; the median is reported")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; 0 = torch's default)")
     args = parser.parse_args(argv)
-    if args.scores < 1024 or args.repeat < 1:
-        parser.error("--scores must be >= 1024 and --repeat >= 1")
+    if args.scores < 1024 or args.repeat < 1 or args.threads < 0:
+        parser.error("--scores must be >= 1024, --repeat >= 1 and --threads >= 0")
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"# python -m benchmarks.rows --scores {args.scores} --repeat {args.repeat} --threads {args.threads}")

@@ -224,3 +224,16 @@ def test_causal_score_rows_mask_exactly_the_future():
     assert scores.shape == (128, 64)
     block = torch.isneginf(scores[64:])
     assert torch.equal(block, torch.triu(torch.ones(64, 64, dtype=torch.bool), 1))
+
+
+@pytest.mark.parametrize("module, arguments", [
+    ("rows", ["--scores", "10"]), ("rows", ["--repeat", "0"]), ("rows", ["--threads", "-1"]),
+    ("norm", ["--decode-rows", "0"]), ("norm", ["--dim", "0"]), ("norm", ["--threads", "-2"]),
+])
+def test_microbenchmarks_reject_bad_options_with_a_message(module, arguments, capsys):
+    import importlib
+
+    with pytest.raises(SystemExit) as stop:
+        importlib.import_module(f"benchmarks.{module}").main(arguments)
+    assert stop.value.code == 2
+    assert "must be >= " in capsys.readouterr().err
