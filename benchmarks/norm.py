@@ -1,11 +1,12 @@
-"""ReLA's gated RMS norm: the hand-written backward against autograd's, and the decoding kernel
-against torch's operators; one run, interleaved.
+"""ReLA's gated RMS norm: the C++ training kernels and the hand-written PyTorch backward against
+autograd's, and the decoding kernel against torch's operators; one run, interleaved.
 
     python -m benchmarks.norm [--rows 624] [--dim 512] [--decode-rows 32] [--repeat 31]
 
-Prints the median time per call of :func:`fairseq_plugins.attention.rms_norm_gate` and of
-:func:`~fairseq_plugins.attention.rms_norm_gate_reference` (the same formula left to autograd),
-forward and forward+backward, and their ratio.  624 rows x 512 is one training batch of the
+Prints the median time per call of :func:`fairseq_plugins.attention.rms_norm_gate` with the C++
+kernels (CPU training: two passes over each row forward, two backward) and without them (PyTorch,
+hand-written backward), and of :func:`~fairseq_plugins.attention.rms_norm_gate_reference` (the
+same formula left to autograd), forward and forward+backward, and the ratios to autograd.  624 rows x 512 is one training batch of the
 record model of ``python -m benchmarks run`` (24 sentences x 26 target tokens).  Then, without
 gradients (decoding: ``--decode-rows`` hypotheses, one token each), ``rms_norm_gate`` through the
 C++ row kernel against the same call with the kernels off (``F.rms_norm`` and three operators).
@@ -28,7 +29,15 @@ def measure(rows: int, dim: int, repeat: int, calls: int = 10) -> dict:
     scale = torch.ones(dim, requires_grad=True)
     gate = (torch.randn(dim) * (3.0 / dim) ** 0.5).requires_grad_()
     grad_y = torch.randn(rows, dim)
-    functions = {"hand-written backward": rms_norm_gate, "autograd": rms_norm_gate_reference}
+    from fairseq_plugins import cpu_kernels
+
+    def pytorch_path(*args):
+        with cpu_kernels.enabled(False):
+            return rms_norm_gate(*args)
+
+    functions = {"C++ kernels": rms_norm_gate, "PyTorch": pytorch_path, "autograd": rms_norm_gate_reference}
+    if cpu_kernels.kernels() is None:
+        del functions["C++ kernels"]
     for function in functions.values():  # warm-up: first calls pay one-off setup
         function(z, scale, gate).backward(grad_y)
     results = {}
@@ -82,9 +91,9 @@ def main(argv=None) -> None:
     print(f"gated RMS norm, {args.rows} x {args.dim}, float32, {torch.get_num_threads()} thread(s), "
           f"median of {args.repeat}")
     for phase, times in results.items():
-        ours, reference = times["hand-written backward"], times["autograd"]
-        print(f"{phase:>17}: hand-written {ours * 1e6:8.0f} us   autograd {reference * 1e6:8.0f} us   "
-              f"speed-up {reference / ours:.2f}x")
+        reference = times["autograd"]
+        cells = [f"{name} {seconds * 1e6:8.0f} us ({reference / seconds:.2f}x)" for name, seconds in times.items()]
+        print(f"{phase:>17}: " + "   ".join(cells))
     from fairseq_plugins import cpu_kernels
 
     if cpu_kernels.kernels() is None:

@@ -52,9 +52,10 @@ class RMSNormGateFunction(torch.autograd.Function):
     the last dimension, in float32 (float64 stays float64), with a hand-written backward.
 
     Autograd's backward of the same expression allocates a fresh ``[..., d]`` tensor for
-    each of about 20 elementwise steps; this one allocates two and writes the rest in place
-    (on CPU a fresh tensor of this size costs more than the arithmetic), which is what
-    makes ReLA's extra normalisation cheap in training (``python -m benchmarks run``).
+    each of about 20 elementwise steps. On CPU (float32/float64, kernels built) forward and
+    backward are two C++ passes over each row each (``rms_norm_gate_rows_forward`` /
+    ``_backward`` of :mod:`fairseq_plugins.cpu_kernels`; only ``r`` is kept, ``s`` is
+    recomputed); elsewhere the backward allocates two tensors and writes the rest in place.
     Reference (tested equal, float64 gradcheck): :func:`rms_norm_gate_reference`.
 
     With ``n = z r``, ``t = dy s``, ``c = mean(t scale n)`` over d:
@@ -69,9 +70,17 @@ class RMSNormGateFunction(torch.autograd.Function):
         z32 = _at_least_float32(z)
         scale32 = scale.to(z32.dtype)
         gate32 = gate.to(z32.dtype) if gate is not None else None
+        ctx.param_dtypes = (scale.dtype, gate.dtype if gate is not None else None)
+        rows = z32.reshape(-1, z32.size(-1))  # [..., d] -> [rows, d]
+        kernels = cpu_kernels.usable(rows)
+        ctx.kernels = kernels
+        if kernels is not None:
+            # CPU: two C++ passes forward, two backward; only r [rows] is kept (s is recomputed)
+            y, r = kernels.rms_norm_gate_rows_forward(rows, scale32, gate32, eps)
+            ctx.save_for_backward(z, r, None, scale32, gate32)
+            return y.view(z32.shape).to(z.dtype)
         y, r, s = _rms_norm_gate_forward(z32, scale32, gate32, eps)
         ctx.save_for_backward(z, r, s, scale32, gate32)
-        ctx.param_dtypes = (scale.dtype, gate.dtype if gate is not None else None)
         return y.to(z.dtype)
 
     @staticmethod
@@ -79,6 +88,15 @@ class RMSNormGateFunction(torch.autograd.Function):
     def backward(ctx, grad_y: Tensor):
         z, r, s, scale, gate = ctx.saved_tensors
         z32 = _at_least_float32(z)
+        scale_dtype, gate_dtype = ctx.param_dtypes
+        if ctx.kernels is not None:
+            rows = z32.reshape(-1, z32.size(-1))  # [..., d] -> [rows, d]
+            grad_rows = grad_y.to(z32.dtype).reshape(rows.shape)  # [..., d] -> [rows, d]
+            grad_z, grad_scale, grad_gate = ctx.kernels.rms_norm_gate_rows_backward(grad_rows, rows, r, scale, gate)
+            return (grad_z.view(z.shape).to(z.dtype) if ctx.needs_input_grad[0] else None,
+                    grad_scale.to(scale_dtype) if ctx.needs_input_grad[1] else None,
+                    grad_gate.to(gate_dtype) if grad_gate is not None and ctx.needs_input_grad[2] else None,
+                    None)
         dim = z32.size(-1)
         rows = tuple(range(z32.dim() - 1))  # every dimension but the last
         grad_y = grad_y.to(z32.dtype)
@@ -100,7 +118,6 @@ class RMSNormGateFunction(torch.autograd.Function):
                 grad_z.addcmul_(v, gate)
             grad_z = grad_z.to(z.dtype)
         grad_gate = v.mul_(z32).sum(rows) if v is not None and ctx.needs_input_grad[2] else None
-        scale_dtype, gate_dtype = ctx.param_dtypes
         if grad_scale is not None:
             grad_scale = grad_scale.to(scale_dtype)
         if grad_gate is not None:
@@ -316,31 +333,36 @@ class SparseMultiheadAttention(MultiheadAttention):
         weight 0 and zero gradient); the other normalizers get -inf at padded keys, and every
         normalizer the additive attention mask (-inf: future positions), through the input of
         ``torch.baddbmm``."""
-        tgt_len, bsz, _ = query.size()
-        q = self.q_proj(query)
+        tgt_len, bsz, embed_dim = query.size()
         if self.self_attention:
-            k, v = self.k_proj(query), self.v_proj(query)
+            key = value = query
         elif self.encoder_decoder_attention:
-            k, v = self.k_proj(key), self.v_proj(key)
-        else:
-            k, v = self.k_proj(key), self.v_proj(value)
-        q *= self.scaling
-        kv_bsz = k.size(1)
+            value = key
+        kv_bsz = key.size(1)
+        # Projections of 2-D inputs [len*bsz, embed_dim]: their outputs are the products themselves, so
+        # the in-place scaling and masking below need no copy. (torch's linear of a 3-D input returns a
+        # view of its product; an in-place op on that view makes autograd copy the whole gradient back
+        # (CopySlices): about 5 ms of 65 per forward+backward of a 16x60-token encoder attention,
+        # python -m benchmarks.attention, forward_backward.)
+        q = self.q_proj(query.reshape(-1, embed_dim))  # [tgt*bsz, dim]
+        k = self.k_proj(key.reshape(-1, embed_dim))  # [src*kv_bsz, dim]
+        v = self.v_proj(value.reshape(-1, embed_dim))  # [src*kv_bsz, dim]
+        q.mul_(self.scaling)  # in place: the projection's backward does not need its output
         additive: Optional[Tensor] = None
         if key_padding_mask is not None:
             padded = key_padding_mask.to(torch.bool)
             if self.spec.relu_weights:
-                # [kv_bsz, src] -> [src, kv_bsz, 1], broadcast over the model dimension of k [src, kv_bsz, dim];
-                # in place: the projection's backward does not need its output
-                k.masked_fill_(padded.t().unsqueeze(-1), 0.0)
+                # [kv_bsz, src] -> [src, kv_bsz] -> [src*kv_bsz, 1], the row order of k, broadcast over its dim
+                k.masked_fill_(padded.t().reshape(-1, 1), 0.0)
             else:
                 additive = padding_additive_mask(padded, self.num_heads, q.dtype)
         if attn_mask is not None:
             mask = attn_mask.to(q.dtype)  # [tgt, src] (or [bsz*heads, tgt, src])
             additive = mask if additive is None else additive + mask  # [bsz*heads, tgt, src]
-        q = q.contiguous().view(tgt_len, bsz * self.num_heads, self.head_dim).transpose(0, 1)
-        k = k.contiguous().view(-1, kv_bsz * self.num_heads, self.head_dim).transpose(0, 1)
-        v = v.contiguous().view(-1, kv_bsz * self.num_heads, self.head_dim).transpose(0, 1)
+        # [len*bsz, dim] -> [len, bsz*heads, head_dim] -> [bsz*heads, len, head_dim]
+        q = q.view(tgt_len, bsz * self.num_heads, self.head_dim).transpose(0, 1)
+        k = k.view(-1, kv_bsz * self.num_heads, self.head_dim).transpose(0, 1)
+        v = v.view(-1, kv_bsz * self.num_heads, self.head_dim).transpose(0, 1)
         if additive is not None:
             scores = torch.baddbmm(additive, q, k.transpose(1, 2))
         else:

@@ -218,6 +218,34 @@ def test_own_scores_path_equals_the_fairseq_path(normalizer, mode):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("mode", ["self", "cross"])
+@pytest.mark.parametrize("normalizer", ["rela", "sparsemax"])
+def test_own_scores_path_makes_autograd_copy_nothing_back(normalizer, mode):
+    """The in-place scaling of q and masking of k act on the projections' products, not on views of
+    them: a view's in-place op makes autograd copy the whole gradient back (CopySlices), which cost
+    about 8% of an attention module's forward and backward."""
+    from fairseq_plugins.attention import SparseMultiheadAttention
+
+    kwargs = {"encoder_decoder_attention": True} if mode == "cross" else {"self_attention": True}
+    module = SparseMultiheadAttention(16, 4, normalizer=normalizer, dropout=0.0, **kwargs).train()
+    query = torch.randn(5, 3, 16, requires_grad=True)
+    key = torch.randn(7, 3, 16, requires_grad=True) if mode == "cross" else query
+    padding = torch.zeros(3, key.size(0), dtype=torch.bool)
+    padding[1, -2:] = True
+    out, _ = module(query, key, key, key_padding_mask=padding, static_kv=mode == "cross", need_weights=False)
+    seen, stack = set(), [out.grad_fn]
+    names = []
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.append(type(node).__name__)
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    assert "MulBackward0" in names  # the scaling of q is in the graph ...
+    assert "CopySlices" not in names  # ... and acts on the product itself
+
+
 @pytest.mark.parametrize("alpha", [1.05, 1.2, 1.49, 1.5, 1.51, 1.7, 2.0])
 def test_alpha_entmax_start_brackets_its_threshold(alpha):
     """The power-free start (root of sum [z - tau]_+^2 = 1) is at or below the exact threshold for

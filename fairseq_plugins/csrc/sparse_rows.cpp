@@ -1,5 +1,5 @@
 // Row kernels for sparse attention normalizers on CPU: sparsemax, 1.5-entmax and top-k softmax, and
-// ReLA's gated RMS norm for decoding.
+// ReLA's gated RMS norm (forward and backward).
 //
 // Each function takes scores [rows, keys] (contiguous, float32 or float64; -inf marks a masked key)
 // and solves every row in a few passes over it, with no sort and no temporary tensors. On CPU the
@@ -21,6 +21,7 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <mutex>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -133,32 +134,115 @@ torch::Tensor topk_softmax_rows(torch::Tensor scores, int64_t k) {
   return weights;
 }
 
-// ReLA's gated RMS norm, inference only: out [rows, dim] = scale * RMSNorm(z) * sigmoid(gate * z)
-// (gate undefined: no gate factor); scale and gate are [dim] vectors of z's dtype.
-torch::Tensor rms_norm_gate_rows(torch::Tensor z, torch::Tensor scale, c10::optional<torch::Tensor> gate, double eps) {
-  check_rows(z, "rms_norm_gate_rows");
+namespace {
+
+// scale and gate (when given) must be [dim] vectors of z's dtype; returns the contiguous gate, or undefined
+torch::Tensor check_norm_parameters(const torch::Tensor& z, const torch::Tensor& scale,
+                                    const c10::optional<torch::Tensor>& gate, const char* name) {
+  check_rows(z, name);
   const int64_t dim = z.size(1);
   TORCH_CHECK(scale.dim() == 1 && scale.size(0) == dim && scale.scalar_type() == z.scalar_type(),
-              "rms_norm_gate_rows: scale must be a [dim] vector of z's dtype");
-  const bool gated = gate.has_value() && gate->defined();
-  if (gated)
-    TORCH_CHECK(gate->dim() == 1 && gate->size(0) == dim && gate->scalar_type() == z.scalar_type(),
-                "rms_norm_gate_rows: gate must be a [dim] vector of z's dtype");
+              name, ": scale must be a [dim] vector of z's dtype");
+  if (!gate.has_value() || !gate->defined()) return torch::Tensor();
+  TORCH_CHECK(gate->dim() == 1 && gate->size(0) == dim && gate->scalar_type() == z.scalar_type(),
+              name, ": gate must be a [dim] vector of z's dtype");
+  return gate->contiguous();
+}
+
+// out [rows, dim] and, when `inverse_rms` is defined, r [rows] of every row
+torch::Tensor rms_norm_gate_forward(torch::Tensor z, torch::Tensor scale, const torch::Tensor& gate, double eps,
+                                    torch::Tensor inverse_rms) {
   z = z.contiguous();
   scale = scale.contiguous();
-  torch::Tensor gate_c = gated ? gate->contiguous() : torch::Tensor();
   auto output = torch::empty_like(z);
+  const int64_t dim = z.size(1);
   AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "rms_norm_gate_rows", [&] {
     const scalar_t* in = z.data_ptr<scalar_t>();
     const scalar_t* s = scale.data_ptr<scalar_t>();
-    const scalar_t* g = gated ? gate_c.data_ptr<scalar_t>() : nullptr;
+    const scalar_t* g = gate.defined() ? gate.data_ptr<scalar_t>() : nullptr;
     scalar_t* out = output.data_ptr<scalar_t>();
+    scalar_t* r_out = inverse_rms.defined() ? inverse_rms.data_ptr<scalar_t>() : nullptr;
     const scalar_t e = static_cast<scalar_t>(eps);
     at::parallel_for(0, z.size(0), grain(dim), [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) SPARSE_ROWS_DISPATCH(rms_norm_gate_row, in + r * dim, s, g, out + r * dim, dim, e);
+      for (int64_t r = begin; r < end; ++r) {
+        const scalar_t inverse = SPARSE_ROWS_DISPATCH(rms_norm_gate_row, in + r * dim, s, g, out + r * dim, dim, e);
+        if (r_out != nullptr) r_out[r] = inverse;
+      }
     });
   });
   return output;
+}
+
+}  // namespace
+
+// ReLA's gated RMS norm without gradients: out [rows, dim] = scale * RMSNorm(z) * sigmoid(gate * z)
+// (gate undefined: no gate factor).
+torch::Tensor rms_norm_gate_rows(torch::Tensor z, torch::Tensor scale, c10::optional<torch::Tensor> gate, double eps) {
+  const torch::Tensor gate_c = check_norm_parameters(z, scale, gate, "rms_norm_gate_rows");
+  return rms_norm_gate_forward(z, scale, gate_c, eps, torch::Tensor());
+}
+
+// The same for training: (out [rows, dim], r [rows] = (mean(z^2) + eps)^-1/2), r for the backward.
+std::vector<torch::Tensor> rms_norm_gate_rows_forward(torch::Tensor z, torch::Tensor scale,
+                                                      c10::optional<torch::Tensor> gate, double eps) {
+  const torch::Tensor gate_c = check_norm_parameters(z, scale, gate, "rms_norm_gate_rows_forward");
+  auto inverse_rms = torch::empty({z.size(0)}, z.options());
+  return {rms_norm_gate_forward(z, scale, gate_c, eps, inverse_rms), inverse_rms};
+}
+
+// Its backward: (dz [rows, dim], d scale [dim], d gate [dim] or undefined). The parameter gradients sum
+// over rows: each task accumulates blocks of rows in the rows' dtype and adds the blocks in float64.
+std::vector<torch::Tensor> rms_norm_gate_rows_backward(torch::Tensor grad_out, torch::Tensor z, torch::Tensor inverse_rms,
+                                                       torch::Tensor scale, c10::optional<torch::Tensor> gate) {
+  const torch::Tensor gate_c = check_norm_parameters(z, scale, gate, "rms_norm_gate_rows_backward");
+  TORCH_CHECK(grad_out.sizes() == z.sizes() && grad_out.scalar_type() == z.scalar_type(),
+              "rms_norm_gate_rows_backward: grad_out must match z");
+  TORCH_CHECK(inverse_rms.dim() == 1 && inverse_rms.size(0) == z.size(0) && inverse_rms.scalar_type() == z.scalar_type(),
+              "rms_norm_gate_rows_backward: inverse_rms must be a [rows] vector of z's dtype");
+  z = z.contiguous();
+  grad_out = grad_out.contiguous();
+  inverse_rms = inverse_rms.contiguous();
+  scale = scale.contiguous();
+  const bool gated = gate_c.defined();
+  const int64_t dim = z.size(1);
+  auto grad_z = torch::empty_like(z);
+  std::vector<double> total_scale(dim, 0.0), total_gate(gated ? dim : 0, 0.0);
+  std::mutex total_lock;
+  constexpr int64_t kBlock = 32;  // rows summed in the rows' dtype before a float64 addition
+  AT_DISPATCH_FLOATING_TYPES(z.scalar_type(), "rms_norm_gate_rows_backward", [&] {
+    const scalar_t* dy = grad_out.data_ptr<scalar_t>();
+    const scalar_t* in = z.data_ptr<scalar_t>();
+    const scalar_t* inverse = inverse_rms.data_ptr<scalar_t>();
+    const scalar_t* s = scale.data_ptr<scalar_t>();
+    const scalar_t* g = gated ? gate_c.data_ptr<scalar_t>() : nullptr;
+    scalar_t* dz = grad_z.data_ptr<scalar_t>();
+    at::parallel_for(0, z.size(0), grain(dim), [&](int64_t begin, int64_t end) {
+      // block sums (scale, gate) and the recomputed sigmoid of one row
+      std::vector<scalar_t> block(3 * dim);
+      scalar_t* block_scale = block.data();
+      scalar_t* block_gate = block_scale + dim;
+      scalar_t* s_buf = block_gate + dim;
+      std::vector<double> task_scale(dim, 0.0), task_gate(gated ? dim : 0, 0.0);
+      for (int64_t first = begin; first < end; first += kBlock) {
+        std::fill(block_scale, block_scale + 2 * dim, scalar_t(0));
+        const int64_t last = std::min(end, first + kBlock);
+        for (int64_t r = first; r < last; ++r)
+          SPARSE_ROWS_DISPATCH(rms_norm_gate_row_backward, dy + r * dim, in + r * dim, inverse[r], s, g, dz + r * dim,
+                               block_scale, gated ? block_gate : nullptr, s_buf, dim);
+        for (int64_t i = 0; i < dim; ++i) task_scale[i] += block_scale[i];
+        if (gated)
+          for (int64_t i = 0; i < dim; ++i) task_gate[i] += block_gate[i];
+      }
+      std::lock_guard<std::mutex> guard(total_lock);
+      for (int64_t i = 0; i < dim; ++i) total_scale[i] += task_scale[i];
+      if (gated)
+        for (int64_t i = 0; i < dim; ++i) total_gate[i] += task_gate[i];
+    });
+  });
+  auto as_tensor = [&](const std::vector<double>& values) {
+    return torch::from_blob(const_cast<double*>(values.data()), {dim}, torch::kDouble).to(z.scalar_type(), false, /*copy=*/true);
+  };
+  return {grad_z, as_tensor(total_scale), gated ? as_tensor(total_gate) : torch::Tensor()};
 }
 
 std::string instruction_set() { return use_avx2() ? "avx2" : "baseline"; }
@@ -173,4 +257,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("topk_softmax_rows", &topk_softmax_rows, "softmax over each row's k largest entries");
   m.def("rms_norm_gate_rows", &rms_norm_gate_rows, "ReLA's gated RMS norm of each row (inference)",
         py::arg("z"), py::arg("scale"), py::arg("gate") = py::none(), py::arg("eps") = 1e-8);
+  m.def("rms_norm_gate_rows_forward", &rms_norm_gate_rows_forward,
+        "ReLA's gated RMS norm of each row, and each row's inverse RMS (training)",
+        py::arg("z"), py::arg("scale"), py::arg("gate") = py::none(), py::arg("eps") = 1e-8);
+  m.def("rms_norm_gate_rows_backward", &rms_norm_gate_rows_backward,
+        "gradients of rms_norm_gate_rows_forward: (dz, d scale, d gate or None)",
+        py::arg("grad_out"), py::arg("z"), py::arg("inverse_rms"), py::arg("scale"), py::arg("gate") = py::none());
 }

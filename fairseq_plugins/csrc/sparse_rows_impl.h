@@ -390,6 +390,14 @@ inline T exp_nonpositive(T x) {
   }
 }
 
+// sigmoid(g) = e / (1 + e) for g < 0, 1 / (1 + e) otherwise, with e = exp(-|g|) (no overflow), the
+// branch selected arithmetically so that a loop of it vectorises.
+template <typename T>
+inline T sigmoid(T g) {
+  const T e = exp_nonpositive(-std::fabs(g));
+  return (e + (T(1) - e) * static_cast<T>(g >= T(0))) / (T(1) + e);
+}
+
 // top-k softmax of one row: softmax over the entries >= the k-th largest (ties kept); with fewer
 // than k finite entries, over every finite entry.
 template <typename T>
@@ -425,10 +433,9 @@ void topk_softmax_row(const T* z, T* out, int64_t keys, int64_t k, T* best) {
 // ReLA's output normalisation of one row (Zhang et al. 2021, Sec. 3; fairseq_plugins/attention.py
 // rms_norm_gate): out = scale * z * r * sigmoid(gate * z), r = (mean(z^2) + eps)^-1/2; gate null: no
 // gate factor. Two passes over the row instead of torch's four operators (rms_norm, mul, sigmoid, mul),
-// whose fixed cost dominates a decoding step. sigmoid(g) = e / (1 + e) or 1 / (1 + e) with e = exp(-|g|),
-// selected arithmetically so that the loop vectorises.
+// whose fixed cost dominates a decoding step. Returns r, which the backward needs.
 template <typename T>
-void rms_norm_gate_row(const T* z, const T* scale, const T* gate, T* out, int64_t dim, T eps) {
+T rms_norm_gate_row(const T* z, const T* scale, const T* gate, T* out, int64_t dim, T eps) {
   T squares = 0;
 #pragma omp simd reduction(+ : squares)
   for (int64_t i = 0; i < dim; ++i) squares += z[i] * z[i];
@@ -436,13 +443,51 @@ void rms_norm_gate_row(const T* z, const T* scale, const T* gate, T* out, int64_
   if (gate == nullptr) {
 #pragma omp simd
     for (int64_t i = 0; i < dim; ++i) out[i] = scale[i] * (z[i] * r);
+    return r;
+  }
+#pragma omp simd
+  for (int64_t i = 0; i < dim; ++i) out[i] = scale[i] * (z[i] * r) * sigmoid(gate[i] * z[i]);
+  return r;
+}
+
+// Backward of rms_norm_gate_row for one row, given its r. With n = z r, s = sigmoid(gate z) (1 without
+// gate), a = dy scale s (dL/dn) and c = mean(a n):
+//   dz = r (a - n c) + dy scale n s (1 - s) gate,   d scale += dy n s,   d gate += dy scale n s (1 - s) z.
+// Two passes; s is recomputed (not stored by the forward) into `s_buf` [dim], read back in the second pass.
+// `dscale` and `dgate` (null without gate) accumulate over the rows a caller hands in.
+template <typename T>
+void rms_norm_gate_row_backward(const T* dy, const T* z, T r, const T* scale, const T* gate, T* dz, T* dscale,
+                                T* dgate, T* s_buf, int64_t dim) {
+  T an = 0;
+  if (gate == nullptr) {
+#pragma omp simd reduction(+ : an)
+    for (int64_t i = 0; i < dim; ++i) an += dy[i] * scale[i] * z[i];
+  } else {
+#pragma omp simd reduction(+ : an)
+    for (int64_t i = 0; i < dim; ++i) {
+      const T s = sigmoid(gate[i] * z[i]);
+      s_buf[i] = s;
+      an += dy[i] * scale[i] * s * z[i];
+    }
+  }
+  const T rc = r * r * (an * r / static_cast<T>(dim));  // r^2 c, since r (a - n c) = r a - z (r^2 c)
+  if (gate == nullptr) {
+#pragma omp simd
+    for (int64_t i = 0; i < dim; ++i) {
+      const T n = z[i] * r;
+      dscale[i] += dy[i] * n;
+      dz[i] = r * (dy[i] * scale[i]) - z[i] * rc;
+    }
     return;
   }
 #pragma omp simd
   for (int64_t i = 0; i < dim; ++i) {
-    const T g = gate[i] * z[i];
-    const T e = exp_nonpositive(-std::fabs(g));
-    const T numerator = e + (T(1) - e) * static_cast<T>(g >= T(0));
-    out[i] = scale[i] * (z[i] * r) * (numerator / (T(1) + e));
+    const T s = s_buf[i];
+    const T n = z[i] * r;
+    const T dn = dy[i] * n;                        // gradient of the factor scale * s
+    const T dgz = dn * scale[i] * s * (T(1) - s);  // dL/d(gate z)
+    dscale[i] += dn * s;
+    dgate[i] += dgz * z[i];
+    dz[i] = r * (dy[i] * scale[i] * s) - z[i] * rc + dgz * gate[i];
   }
 }
