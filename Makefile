@@ -129,7 +129,7 @@ align:
 
 report:
 	@$(call check,report)
-	$(BIN)/python -m mt_pipeline.pairs report --pair $(PAIR)
+	$(BIN)/python -m mt_pipeline.pairs report --pair $(PAIR) --checkpoints $(CKPT_ROOT)
 
 # one HTML page: ATTN's checkpoints side by side on the gold set (EXPLORE_ARGS: --sentences N, --bits B, --cross-only)
 EXPLORE_ARGS ?=

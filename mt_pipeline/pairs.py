@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -142,12 +143,43 @@ def run_align(args) -> int:
     return 0
 
 
-def _training_speed(log: Path) -> Dict[str, Optional[float]]:
-    """Mean words/s and total training wall time from a fairseq-train log."""
-    text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
-    wps = [float(m) for m in re.findall(r"\| train \|.*?\| wps ([\d.]+)", text)]
-    wall = re.findall(r"done training in ([\d.]+) seconds", text)
-    return {"train_wps": sum(wps) / len(wps) if wps else None, "train_seconds": float(wall[-1]) if wall else None}
+_LOG_STAMP = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")  # Hydra's "[2026-01-31 12:00:00,123][...]"
+_EPOCH_WPS = re.compile(r"\]\[train\]\[INFO\] - epoch \d+ \|.*?\| wps ([\d.]+)")  # fairseq's end-of-epoch record
+_SESSION_START = "][fairseq_cli.train][INFO] - {"  # fairseq-train's first line: its whole configuration
+
+
+def training_logs(folder: Path) -> List[Path]:
+    """fairseq-hydra-train's logs of the run whose checkpoints are in ``folder``, oldest first:
+    ``hydra/<time>/hydra_train.log``, one per session of ``make train`` (configs/base/transformer_base.yaml),
+    then the job's own ``hydra_train.log`` of ``make sweep``, which every resume appends to."""
+    logs = sorted(folder.glob("hydra/*/hydra_train.log"))
+    return logs + ([folder / "hydra_train.log"] if (folder / "hydra_train.log").is_file() else [])
+
+
+def training_speed(folder: Path) -> Dict[str, Optional[float]]:
+    """Mean words/s of the end-of-epoch records and training wall time, from the run's Hydra logs
+    (:func:`training_logs`). Time is the span of each session's timestamps, summed: fairseq's own
+    ``train_wall`` and "done training in" restart at every resume, and a killed session prints neither."""
+    wps: List[float] = []
+    spans: List[float] = []
+    for log in training_logs(folder):
+        first = last = None
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            stamp = _LOG_STAMP.match(line)
+            if stamp is None:
+                continue  # continuation lines of a multi-line message (the model's repr)
+            moment = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S")
+            if _SESSION_START in line and first is not None:  # a resume appended to the same log
+                spans.append((last - first).total_seconds())
+                first = None
+            first = first or moment
+            last = moment
+            found = _EPOCH_WPS.search(line)
+            if found:
+                wps.append(float(found.group(1)))
+        if first is not None:
+            spans.append((last - first).total_seconds())
+    return {"train_wps": sum(wps) / len(wps) if wps else None, "train_seconds": sum(spans) if spans else None}
 
 
 @dataclass(frozen=True)
@@ -191,9 +223,10 @@ class PairReport(PipelineRecord):
     rows: List[PairRow]
 
 
-def row_from_outputs(variant: str, folder: Path) -> PairRow:
-    """One summary row from a variant's output folder (train.log, translate.json, bleu.json, attention/)."""
-    found: dict = dict(_training_speed(folder / "train.log"))
+def row_from_outputs(variant: str, folder: Path, checkpoints: Optional[Path] = None) -> PairRow:
+    """One summary row from a variant's output folder (translate.json, bleu.json, attention/) and,
+    when given, its checkpoint folder (training speed and time from the Hydra logs there)."""
+    found: dict = dict(training_speed(checkpoints)) if checkpoints is not None else {}
     if (folder / "translate.json").is_file():
         from .translate import TranslationError, TranslationRecord
 
@@ -246,7 +279,7 @@ def summary_table(rows: List[PairRow]) -> List[str]:
     """Markdown table: BLEU, speed (and ratio to softmax), AER, sparsity, null rate, head diversity."""
     softmax = next((r for r in rows if r.variant == "softmax"), None)
     with_attention = any(r.aer_best is not None or r.sparsity_cross is not None for r in rows)
-    header = ["variant", "BLEU", "chrF", "train words/s", "decode sent/s"]
+    header = ["variant", "BLEU", "chrF", "train words/s", "train hours", "decode sent/s"]
     if with_attention:
         header += ["AER argmax normal (layer, head)", "AER argmax shift (layer, head)", "AER head-avg normal",
                    "sparsity (cross)", "null rate (cross)", "JS diversity (cross)", "sparsity (all)", "null rate (all)"]
@@ -261,7 +294,8 @@ def summary_table(rows: List[PairRow]) -> List[str]:
 
     table = []
     for row in rows:
-        cells = [row.variant, _fmt(row.bleu, 2), _fmt(row.chrf, 2), with_ratio(row, "train_wps", 0),
+        hours = row.train_seconds / 3600 if row.train_seconds is not None else None
+        cells = [row.variant, _fmt(row.bleu, 2), _fmt(row.chrf, 2), with_ratio(row, "train_wps", 0), _fmt(hours, 2),
                  with_ratio(row, "decode_sentences_per_second", 1)]
         if with_attention:
             best = row.aer_best or {}
@@ -284,12 +318,14 @@ def run_report(args) -> int:
     d = direction(args.pair)
     results = Path(args.results) / d.config
     rows = []
+    checkpoints = Path(args.checkpoints) / d.config
     for variant in VARIANTS:  # the variant's own folder (make train), then its seeds (make sweep SEEDS=...)
         if (results / variant / "bleu.json").is_file():
-            rows.append(row_from_outputs(variant, results / variant))
+            rows.append(row_from_outputs(variant, results / variant, checkpoints / run_folder(variant, None)))
         seeds = sorted((int(f.name[4:]), f) for f in results.glob(f"{variant}/seed*")
                        if f.name[4:].isdigit() and (f / "bleu.json").is_file())
-        rows += [row_from_outputs(f"{variant} (seed {seed})", folder) for seed, folder in seeds]
+        rows += [row_from_outputs(f"{variant} (seed {seed})", folder, checkpoints / run_folder(variant, seed))
+                 for seed, folder in seeds]
     if not rows:
         raise PipelineError(f"{results}: no variant has been scored yet (make bleu PAIR={d.pair})")
     report = "\n".join([f"# {d.pair} ({d.config}): attention variants", "", *summary_table(rows), ""])

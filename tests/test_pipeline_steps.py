@@ -344,3 +344,28 @@ def test_test_sets_come_through_sacrebleu(tmp_path, monkeypatch):
         assert out["en"].read_text(encoding="utf-8") == "Good day\nToday's news\n"
     with pytest.raises(PipelineError, match="newstest2016: --offline, and newstest2016.ro / newstest2016.en are not"):
         fetch_test_set(manifest.test, ("ro", "en"), out, from_dir=tmp_path, offline=True, cache=cache)
+
+
+def test_training_speed_sums_every_session_of_the_hydra_logs(tmp_path):
+    """make train: one Hydra log per session; make sweep: one log per job that a resume appends to.
+    Time is each session's span, so the hours between a kill and the resume do not count."""
+    from mt_pipeline.pairs import training_speed
+
+    def session(start: str, end: str, wps: float) -> str:
+        return (f"[2026-01-31 {start},000][fairseq_cli.train][INFO] - {{'_name': None, 'common': {{}}}}\n"
+                "  (a continuation line of the model's repr)\n"
+                f"[2026-01-31 {end},000][train][INFO] - epoch 001 | loss 3.1 | wps {wps} | ups 2\n")
+
+    single = tmp_path / "single"
+    for stamp, text in (("12-00-00", session("12:00:00", "12:10:00", 1000.0)),
+                        ("14-00-00", session("14:00:00", "14:05:00", 2000.0))):
+        (single / "hydra" / stamp).mkdir(parents=True)
+        (single / "hydra" / stamp / "hydra_train.log").write_text(text, encoding="utf-8")
+    assert training_speed(single) == {"train_wps": 1500.0, "train_seconds": 900.0}
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "hydra_train.log").write_text(session("12:00:00", "12:10:00", 1000.0) + session("18:00:00", "18:01:00", 4000.0),
+                                          encoding="utf-8")
+    assert training_speed(sweep) == {"train_wps": 2500.0, "train_seconds": 660.0}
+    assert training_speed(tmp_path / "never-trained") == {"train_wps": None, "train_seconds": None}

@@ -238,23 +238,29 @@ def test_pairs_report_rows_have_one_schema(tmp_path, capsys):
         folder.mkdir(parents=True)
         BleuRecord(bleu=bleu, chrf=55.0, signature="nrefs:1|tok:13a", chrf_signature="c", hypotheses="h",
                    references="r", sentences=2).write(folder / "bleu.json")
-        (folder / "train.log").write_text("| train | epoch 001 | loss 3.1 | wps 1000.0 | ups 2\n"
-                                          "done training in 60.0 seconds\n", encoding="utf-8")
+        # Hydra's log of one make train session, next to the checkpoints (configs/base/transformer_base.yaml)
+        log = tmp_path / "checkpoints" / config / variant / "hydra" / "2026-01-31_12-00-00" / "hydra_train.log"
+        log.parent.mkdir(parents=True)
+        log.write_text("[2026-01-31 12:00:00,100][fairseq_cli.train][INFO] - {'_name': None}\n"
+                       "[2026-01-31 12:00:30,000][train][INFO] - epoch 001 | loss 3.1 | wps 1000.0 | ups 2\n"
+                       "[2026-01-31 12:01:00,900][fairseq_cli.train][INFO] - done training in 60.0 seconds\n",
+                       encoding="utf-8")
     seed_folder = tmp_path / config / "rela" / "seed2"  # make bleu ... SEED=2: one seed of make sweep
     seed_folder.mkdir()
     BleuRecord(bleu=28.5, chrf=54.0, signature="nrefs:1|tok:13a", chrf_signature="c", hypotheses="h",
                references="r", sentences=2).write(seed_folder / "bleu.json")
     attention = RESULTS / "multi30k-de-en" / "rela" / "seed1" / "attention"
     shutil.copytree(attention, tmp_path / config / "rela" / "attention", ignore=shutil.ignore_patterns("alignments"))
-    assert main(["report", "--pair", "en-de", "--results", str(tmp_path)]) == 0
+    assert main(["report", "--pair", "en-de", "--results", str(tmp_path), "--checkpoints", str(tmp_path / "checkpoints")]) == 0
     markdown = capsys.readouterr().out
     report = PairReport.read(tmp_path / config / "report.json")
     softmax, rela, rela_seed2 = report.rows
     assert (rela_seed2.variant, rela_seed2.bleu) == ("rela (seed 2)", 28.5)
     assert (softmax.variant, softmax.bleu, softmax.train_wps, softmax.sparsity_cross) == ("softmax", 30.0, 1000.0, None)
+    assert softmax.train_seconds == 60.0 and rela_seed2.train_seconds is None  # no log in its checkpoint folder
     committed = AerReport.read(attention / "aer.json").best["argmax.normal.best-head"]
     assert rela.aer_best["argmax.normal.best-head"].aer == committed.aer and rela.null_rate_cross > 0
-    assert f"| rela | 29.00 | 55.00 | 1000 (1.00x) | - | {committed.aer:.3f} ({committed.layer}, {committed.head}) |" \
+    assert f"| rela | 29.00 | 55.00 | 1000 (1.00x) | 0.02 | - | {committed.aer:.3f} ({committed.layer}, {committed.head}) |" \
         in markdown
     data = json.loads((tmp_path / config / "report.json").read_text())
     data["rows"][1]["aer_best"]["argmax.normal.avg"]["layer"] = "3"
