@@ -61,6 +61,60 @@ def test_kernels_equal_the_pytorch_path_and_the_entmax_package(kernels, name, dt
                                atol=5e-5 if dtype == torch.float32 else 1e-12, rtol=0)
 
 
+ALPHAS = [1.01, 1.05, 1.2, 1.45, 1.5, 1.55, 1.8, 2.0]
+
+
+@pytest.mark.parametrize("keys", [1, 5, 64, 256, 1024])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_alpha_entmax_kernel_equals_the_pytorch_path_and_bisection(kernels, dtype, keys):
+    """Every hard row at every alpha, from 1.01 (p = 100: unscaled y^p underflows float32) to 2, one
+    alpha per row as the module passes them; with its backward's output^(2 - alpha)."""
+    rows = hard_rows(keys, dtype)  # [9, keys]
+    scores = rows.repeat(len(ALPHAS), 1)  # [9 * alphas, keys]
+    alpha = torch.tensor(ALPHAS, dtype=dtype).repeat_interleave(rows.size(0)).view(-1, 1)
+    weights = normalize("alpha_entmax", scores, alpha=alpha)
+    # float32: both paths are within 6e-6 of the exact weights on the 0.01-scale row at alpha = 2
+    tolerance = dict(rtol=1e-5, atol=1e-5) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(weights, pytorch_path("alpha_entmax", scores, alpha=alpha), **tolerance)
+    finite = torch.isfinite(scores).any(-1)
+    exact = entmax.entmax_bisect(scores[finite].double(), alpha[finite].double(), dim=-1, n_iter=200)
+    if keys > 1:  # entmax_bisect cannot take a single key
+        torch.testing.assert_close(weights[finite].double(), exact, **tolerance)
+    assert (weights[~finite] == 0).all() and (weights[torch.isneginf(scores)] == 0).all()
+    torch.testing.assert_close(weights[finite].sum(-1), torch.ones(int(finite.sum()), dtype=dtype), atol=5e-5, rtol=0)
+    output, gppr = kernels.alpha_entmax_rows(scores, alpha.view(-1), 50, True, normalizers.ALPHA_ENTMAX_START_TOLERANCE,
+                                            normalizers.SORT_FREE_MAX_STEPS)
+    support = output > 0
+    torch.testing.assert_close(gppr[support], output.pow(2 - alpha)[support], **tolerance)
+    assert (gppr[~support] == 0).all()  # 0^0 at alpha = 2 off the support: 0, not 1
+
+
+def test_alpha_entmax_kernel_serves_inference_and_training_keeps_the_pytorch_path(kernels, monkeypatch):
+    """Without autograd the kernel answers; with autograd the PyTorch solver (measured faster in training)."""
+    from fairseq_plugins.normalizers import alpha_entmax
+
+    scores = torch.randn(6, 40, generator=torch.Generator().manual_seed(4))
+    alpha = torch.linspace(1.1, 1.9, 6).view(6, 1)
+    calls = []
+    original = normalizers._alpha_entmax_newton
+    monkeypatch.setattr(normalizers, "_alpha_entmax_newton", lambda *a: calls.append(1) or original(*a))
+    with torch.no_grad():
+        inference = alpha_entmax(scores, alpha=alpha)
+    assert not calls
+    training = alpha_entmax(scores.requires_grad_(), alpha=alpha)
+    assert calls
+    torch.testing.assert_close(inference, training.detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_alpha_entmax_pytorch_path_no_longer_stalls_near_alpha_one():
+    """Unscaled, sum y^p underflowed float32 at alpha = 1.01 and the Newton step was 0: every weight 0."""
+    scores = torch.randn(4, 64, generator=torch.Generator().manual_seed(0)) * 3
+    weights = pytorch_path("alpha_entmax", scores, alpha=torch.full((4, 1), 1.01))
+    torch.testing.assert_close(weights.sum(-1), torch.ones(4), atol=1e-5, rtol=0)
+    exact = entmax.entmax_bisect(scores.double(), torch.full((4, 1), 1.01, dtype=torch.float64), dim=-1, n_iter=200)
+    torch.testing.assert_close(weights.double(), exact, atol=3e-6, rtol=1e-5)
+
+
 @pytest.mark.parametrize("keys", [5, 13, 64, 130, 256, 1024])
 @pytest.mark.parametrize("k", [1, 8, 16])
 def test_topk_kernel_equals_the_pytorch_path(kernels, keys, k):
@@ -186,11 +240,12 @@ def test_the_environment_switch_turns_the_kernels_off(monkeypatch):
     assert cpu_kernels.status() == f"PyTorch operators ({cpu_kernels.ENV_SWITCH}=0)"
 
 
-@pytest.mark.parametrize("name", ["sparsemax", "entmax15", "topk"])
+@pytest.mark.parametrize("name", ["sparsemax", "entmax15", "alpha_entmax", "topk"])
 def test_the_baseline_and_avx2_builds_agree(kernels, name):
     """Both instruction-set builds of the row algorithms (the AVX2 one runs where the CPU has it)."""
     scores = torch.cat([hard_rows(keys, torch.float32, seed=keys) for keys in (256,)] * 2)
-    params = {"k": 8} if name == "topk" else {}
+    params = {"k": 8} if name == "topk" else {"alpha": torch.linspace(1.05, 2.0, scores.size(0)).view(-1, 1)} \
+        if name == "alpha_entmax" else {}
     try:
         kernels.set_baseline(True)
         assert kernels.instruction_set() == "baseline"

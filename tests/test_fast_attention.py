@@ -58,7 +58,9 @@ def test_inference_path_equals_the_autograd_path(name, keys, threshold_path):
         inference = normalize(name, scores, mask, **params)
     training = normalize(name, scores.clone().requires_grad_(), mask, **params)
     assert training.requires_grad and not inference.requires_grad
-    torch.testing.assert_close(inference, training.detach(), atol=0, rtol=0)
+    # alpha-entmax: on CPU inference takes the C++ kernel and training the PyTorch solver (equal to rounding)
+    exact = dict(atol=1e-12, rtol=1e-10) if name == "alpha_entmax" else dict(atol=0, rtol=0)
+    torch.testing.assert_close(inference, training.detach(), **exact)
     assert (inference[mask] == 0).all() and (inference[0, 0] == 0).all()
 
 

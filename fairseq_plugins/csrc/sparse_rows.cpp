@@ -1,5 +1,5 @@
-// Row kernels for sparse attention normalizers on CPU: sparsemax, 1.5-entmax and top-k softmax, and
-// ReLA's gated RMS norm (forward and backward).
+// Row kernels for sparse attention normalizers on CPU: sparsemax, 1.5-entmax, alpha-entmax and top-k
+// softmax, and ReLA's gated RMS norm (forward and backward).
 //
 // Each function takes scores [rows, keys] (contiguous, float32 or float64; -inf marks a masked key)
 // and solves every row in a few passes over it, with no sort and no temporary tensors. On CPU the
@@ -134,6 +134,34 @@ torch::Tensor topk_softmax_rows(torch::Tensor scores, int64_t k) {
   return weights;
 }
 
+// alpha-entmax of each row: (output [rows, keys], output^(2 - alpha) or undefined); alpha [rows] in (1, 2]
+std::vector<torch::Tensor> alpha_entmax_rows(torch::Tensor scores, torch::Tensor alpha, int64_t n_iter, bool need_gppr,
+                                             double start_tolerance, int64_t start_steps) {
+  check_rows(scores, "alpha_entmax_rows");
+  TORCH_CHECK(alpha.dim() == 1 && alpha.size(0) == scores.size(0) && alpha.scalar_type() == scores.scalar_type(),
+              "alpha_entmax_rows: alpha must be a [rows] vector of the scores' dtype");
+  scores = scores.contiguous();
+  alpha = alpha.contiguous();
+  auto output = torch::empty_like(scores);
+  torch::Tensor gppr = need_gppr ? torch::empty_like(scores) : torch::Tensor();
+  const int64_t keys = scores.size(1);
+  AT_DISPATCH_FLOATING_TYPES(scores.scalar_type(), "alpha_entmax_rows", [&] {
+    const scalar_t* x = scores.data_ptr<scalar_t>();
+    const scalar_t* a = alpha.data_ptr<scalar_t>();
+    scalar_t* out = output.data_ptr<scalar_t>();
+    scalar_t* g = need_gppr ? gppr.data_ptr<scalar_t>() : nullptr;
+    const scalar_t tolerance = static_cast<scalar_t>(start_tolerance);
+    at::parallel_for(0, scores.size(0), grain(keys), [&](int64_t begin, int64_t end) {
+      std::vector<scalar_t> values(keys);  // the candidates of the support, and their keys
+      std::vector<int64_t> index(keys);
+      for (int64_t r = begin; r < end; ++r)
+        SPARSE_ROWS_DISPATCH(alpha_entmax_row, x + r * keys, out + r * keys, g == nullptr ? nullptr : g + r * keys, keys,
+                             a[r], n_iter, tolerance, start_steps, values.data(), index.data());
+    });
+  });
+  return {output, gppr};
+}
+
 namespace {
 
 // scale and gate (when given) must be [dim] vectors of z's dtype; returns the contiguous gate, or undefined
@@ -255,6 +283,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("sparsemax_rows", &sparsemax_rows, "sparsemax of each row, and its support size");
   m.def("entmax15_root_rows", &entmax15_root_rows, "[z / 2 - tau]_+ of 1.5-entmax for each row");
   m.def("topk_softmax_rows", &topk_softmax_rows, "softmax over each row's k largest entries");
+  m.def("alpha_entmax_rows", &alpha_entmax_rows, "alpha-entmax of each row, and output^(2 - alpha) when asked",
+        py::arg("scores"), py::arg("alpha"), py::arg("n_iter"), py::arg("need_gppr"), py::arg("start_tolerance"),
+        py::arg("start_steps"));
   m.def("rms_norm_gate_rows", &rms_norm_gate_rows, "ReLA's gated RMS norm of each row (inference)",
         py::arg("z"), py::arg("scale"), py::arg("gate") = py::none(), py::arg("eps") = 1e-8);
   m.def("rms_norm_gate_rows_forward", &rms_norm_gate_rows_forward,

@@ -390,6 +390,44 @@ inline T exp_nonpositive(T x) {
   }
 }
 
+// log(x) for normal x > 0, branch-free so that a loop of it vectorises: float32 as Cephes' logf,
+// x = m 2^e with m in [sqrt(1/2), sqrt(2)), log(1 + (m - 1)) by a degree-9 polynomial (within 2 float32
+// ulp); float64 is std::log.
+template <typename T>
+inline T log_positive(T x) {
+  if constexpr (std::is_same<T, float>::value) {
+    const int32_t bits = __builtin_bit_cast(int32_t, x);
+    int32_t e = ((bits >> 23) & 0xff) - 126;
+    float m = __builtin_bit_cast(float, (bits & 0x007fffff) | 0x3f000000);  // [0.5, 1)
+    const int32_t low = static_cast<int32_t>(m < 0.707106781186547524f);
+    e -= low;
+    m = m + m * static_cast<float>(low) - 1.0f;  // [sqrt(1/2) - 1, sqrt(2) - 1)
+    const float z = m * m;
+    float p = 7.0376836292e-2f;
+    p = p * m - 1.1514610310e-1f;
+    p = p * m + 1.1676998740e-1f;
+    p = p * m - 1.2420140846e-1f;
+    p = p * m + 1.4249322787e-1f;
+    p = p * m - 1.6668057665e-1f;
+    p = p * m + 2.0000714765e-1f;
+    p = p * m - 2.4999993993e-1f;
+    p = p * m + 3.3333331174e-1f;
+    const float ef = static_cast<float>(e);
+    float y = p * m * z + ef * -2.12194440e-4f - 0.5f * z;
+    return m + y + ef * 0.693359375f;
+  } else {
+    return std::log(x);
+  }
+}
+
+// y^e for y in [0, 1] and e >= 0, branch-free; 0 at y = 0 for every e (at e = 0, alpha = 2, a key
+// outside the support must stay out: 0^0 is not 1 here). Below the smallest normal y, y^e is taken at it.
+template <typename T>
+inline T pow_unit(T y, T e) {
+  const T safe = std::max(y, std::numeric_limits<T>::min());
+  return exp_nonpositive(e * log_positive(safe)) * static_cast<T>(y > T(0));
+}
+
 // sigmoid(g) = e / (1 + e) for g < 0, 1 / (1 + e) otherwise, with e = exp(-|g|) (no overflow), the
 // branch selected arithmetically so that a loop of it vectorises.
 template <typename T>
@@ -489,5 +527,81 @@ void rms_norm_gate_row_backward(const T* dy, const T* z, T r, const T* scale, co
     dscale[i] += dn * s;
     dgate[i] += dgz * z[i];
     dz[i] = r * (dy[i] * scale[i] * s) - z[i] * rc + dgz * gate[i];
+  }
+}
+
+// alpha-entmax of one row (Correia, Niculae & Martins 2019), the algorithm of fairseq_plugins/normalizers.py
+// _alpha_entmax_newton: with z = (x - max x)(alpha - 1) <= 0, p = 1 / (alpha - 1) and y = [z - tau]_+, the
+// output is y^p / T (T = sum y^p) at the root of g(tau) = ||y||_p - 1, which is convex and decreasing, in
+// [-1, 0). So only keys with z > -1 can be in the support: one branch-free pass gathers them into `values`
+// and `index` (keys slots each), and every later pass runs over them alone. Start: the root of
+// sum y^2 = 1 (no powers; exact at alpha = 1.5); then Newton steps, which from the second on rise to the
+// root (a tangent step of a convex function lands at or below it). Stops once a step is below sqrt(eps),
+// after evaluating the next point, or after n_iter evaluations. gppr (null: not wanted) gets
+// output^(2 - alpha), which the backward needs.
+// Scaled by the largest y, m = -tau (the row maximum's): with u = y / m, U = sum u^p and V = sum u^(p-1),
+// the Newton step (T - T^(2 - alpha)) / sum y^(p-1) is (m U - U^(2 - alpha)) / V, the output u^p / U and
+// gppr u^(p-1) U^(alpha - 2), exactly; y^p itself underflows float32 when alpha is near 1 (p = 100 at 1.01).
+template <typename T>
+void alpha_entmax_row(const T* x, T* out, T* gppr, int64_t keys, T alpha, int64_t n_iter, T start_tolerance,
+                      int64_t start_steps, T* values, int64_t* index) {
+  const T neg_inf = -std::numeric_limits<T>::infinity();
+  T top = neg_inf;
+#pragma omp simd reduction(max : top)
+  for (int64_t i = 0; i < keys; ++i) top = std::max(top, x[i]);
+  std::fill(out, out + keys, T(0));
+  if (gppr != nullptr) std::fill(gppr, gppr + keys, T(0));
+  if (!(top > neg_inf)) return;  // every key masked: zeros
+  const T am1 = alpha - T(1);
+  const T exponent = (T(1) - am1) / am1;  // p - 1
+  const T tiny = std::numeric_limits<T>::min();
+  int64_t count = 0;
+  for (int64_t i = 0; i < keys; ++i) {  // branch-free: every key is written, only candidates advance
+    const T z = (x[i] - top) * am1;
+    values[count] = z;
+    index[count] = i;
+    count += static_cast<int64_t>(z > T(-1));
+  }
+  // the power-free start: Newton on sum [z - tau]_+^2 - 1 from tau = -1, rising (to a root below 0)
+  T tau = -1;
+  for (int64_t s = 0; s < start_steps; ++s) {
+    T squares = 0, total = 0;
+#pragma omp simd reduction(+ : squares, total)
+    for (int64_t j = 0; j < count; ++j) {
+      const T y = std::max(values[j] - tau, T(0));
+      squares += y * y;
+      total += y;
+    }
+    const T step = std::max((squares - T(1)) / std::max(T(2) * total, tiny), T(0));
+    tau += step;
+    if (!(step > start_tolerance)) break;
+  }
+  const T tolerance = std::sqrt(std::numeric_limits<T>::epsilon());
+  T total = 0, slope = 0, inverse_m = 1;  // U and V at tau, 1 / m
+  bool converged = false;
+  for (int64_t evaluations = 1;; ++evaluations) {
+    inverse_m = T(1) / -tau;
+    total = 0;
+    slope = 0;
+#pragma omp simd reduction(+ : total, slope)
+    for (int64_t j = 0; j < count; ++j) {
+      const T u = std::min(std::max(values[j] - tau, T(0)) * inverse_m, T(1));
+      const T w = pow_unit(u, exponent);
+      slope += w;
+      total += w * u;
+    }
+    if (converged || evaluations >= n_iter) break;
+    const T step = (-tau * total - std::pow(total, T(1) - am1)) / std::max(slope, tiny);  // (m U - U^(2 - alpha)) / V
+    tau = std::max(tau + step, T(-1));
+    converged = !(std::fabs(step) > tolerance);
+  }
+  // the output at the last evaluated tau; U >= 1: the row maximum has u = 1
+  const T inverse_total = T(1) / total;
+  const T gppr_scale = std::pow(total, am1 - T(1));
+  for (int64_t j = 0; j < count; ++j) {
+    const T u = std::min(std::max(values[j] - tau, T(0)) * inverse_m, T(1));
+    const T w = pow_unit(u, exponent);
+    out[index[j]] = w * u * inverse_total;
+    if (gppr != nullptr) gppr[index[j]] = w * gppr_scale;
   }
 }
