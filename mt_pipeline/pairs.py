@@ -164,11 +164,14 @@ def training_speed(folder: Path) -> Dict[str, Optional[float]]:
     spans: List[float] = []
     for log in training_logs(folder):
         first = last = None
-        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        for number, line in enumerate(log.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             stamp = _LOG_STAMP.match(line)
             if stamp is None:
                 continue  # continuation lines of a multi-line message (the model's repr)
-            moment = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S")
+            try:
+                moment = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S")
+            except ValueError:
+                raise PipelineError(f"{log}:{number}: not a date and time: {stamp.group(1)!r}") from None
             if _SESSION_START in line and first is not None:  # a resume appended to the same log
                 spans.append((last - first).total_seconds())
                 first = None

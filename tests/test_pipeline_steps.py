@@ -369,3 +369,7 @@ def test_training_speed_sums_every_session_of_the_hydra_logs(tmp_path):
                                           encoding="utf-8")
     assert training_speed(sweep) == {"train_wps": 2500.0, "train_seconds": 660.0}
     assert training_speed(tmp_path / "never-trained") == {"train_wps": None, "train_seconds": None}
+    (sweep / "hydra_train.log").write_text(session("12:00:00", "12:10:00", 1000.0).replace("12:10:00", "12:70:00"),
+                                          encoding="utf-8")
+    with pytest.raises(PipelineError, match=r"hydra_train\.log:3: not a date and time: '2026-01-31 12:70:00'"):
+        training_speed(sweep)
