@@ -26,7 +26,8 @@ Implementation notes (speed; see ``benchmarks/``):
   pass over the row into the output buffer plus row reductions, exact once the support
   settles (3-8 passes); the sort-based algorithms of the ``entmax`` package (Martins &
   Astudillo 2016; Peters et al. 2019) are the fallback for rows that do not settle.
-* On CPU, sparsemax, 1.5-entmax, top-k and (without autograd) alpha-entmax run through C++ row kernels (:mod:`.cpu_kernels`) that
+* On CPU, sparsemax, 1.5-entmax, top-k, alpha-entmax without autograd and alpha-entmax's backward
+  run through C++ row kernels (:mod:`.cpu_kernels`) that
   solve each row with the same thresholds in a few passes and no temporaries; the PyTorch
   formulations below are their reference and the path for other devices (or when the kernels
   cannot be built).
@@ -427,6 +428,15 @@ class _AlphaEntmax(Function):
     @staticmethod
     def backward(ctx, grad_output: Tensor):
         output, gppr, alpha = ctx.saved_tensors  # gppr = output^(2 - alpha), 0 off the support
+        keys = output.size(-1)
+        kernels = cpu_kernels.usable(output)
+        if kernels is not None and grad_output.dtype == output.dtype:
+            # CPU: the same sums in two C++ passes over each row (alpha_entmax_rows_backward)
+            grad_rows, grad_alpha_rows = kernels.alpha_entmax_rows_backward(
+                grad_output.reshape(-1, keys), output.reshape(-1, keys), gppr.reshape(-1, keys),  # [..., keys] -> [rows, keys]
+                alpha.reshape(-1).to(output.dtype), ctx.needs_input_grad[1])  # [..., 1] -> [rows]
+            grad_alpha = grad_alpha_rows.view_as(alpha) if grad_alpha_rows is not None else None  # [rows] -> [..., 1]
+            return grad_rows.view_as(output), grad_alpha, None
         gppr_sum = gppr.sum(dim=-1, keepdim=True)
         gppr_sum = gppr_sum.masked_fill_(gppr_sum == 0, 1.0)  # all-masked rows
         grad = grad_output * gppr

@@ -90,7 +90,8 @@ def test_alpha_entmax_kernel_equals_the_pytorch_path_and_bisection(kernels, dtyp
 
 
 def test_alpha_entmax_kernel_serves_inference_and_training_keeps_the_pytorch_path(kernels, monkeypatch):
-    """Without autograd the kernel answers; with autograd the PyTorch solver (measured faster in training)."""
+    """Without autograd the kernel answers; with autograd the PyTorch solver (measured faster in training;
+    the backward is a kernel, tested below)."""
     from fairseq_plugins.normalizers import alpha_entmax
 
     scores = torch.randn(6, 40, generator=torch.Generator().manual_seed(4))
@@ -113,6 +114,79 @@ def test_alpha_entmax_pytorch_path_no_longer_stalls_near_alpha_one():
     torch.testing.assert_close(weights.sum(-1), torch.ones(4), atol=1e-5, rtol=0)
     exact = entmax.entmax_bisect(scores.double(), torch.full((4, 1), 1.01, dtype=torch.float64), dim=-1, n_iter=200)
     torch.testing.assert_close(weights.double(), exact, atol=3e-6, rtol=1e-5)
+
+
+def alpha_entmax_gradients(scores, alpha, upstream, use_kernels):
+    """(d scores, d alpha) of ``sum(alpha_entmax(scores, alpha) * upstream)``; d alpha None when alpha
+    does not require grad."""
+    leaf = scores.clone().requires_grad_()
+    with cpu_kernels.enabled(use_kernels):
+        (normalize("alpha_entmax", leaf, alpha=alpha) * upstream).sum().backward()
+    return leaf.grad, None if alpha.grad is None else alpha.grad.clone()
+
+
+@pytest.mark.parametrize("keys", [1, 5, 64, 256, 1024])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_alpha_entmax_backward_kernel_equals_the_pytorch_backward(kernels, dtype, keys):
+    """Training's backward (alpha_entmax_rows_backward) on every hard row at every alpha, one alpha per row,
+    with and without d alpha; both paths share the forward, so only the backward differs. In float32,
+    d alpha is compared with the float64 gradient: it subtracts sums of size 1 and divides by
+    (alpha - 1)^2 = 1e-4 at alpha = 1.01, so both paths are off by up to 1e-3 of its largest value
+    (the kernel, which sums in float64, by less than the PyTorch path on these rows)."""
+    rows = hard_rows(keys, torch.float64, seed=keys)  # [9, keys]
+    scores = rows.repeat(len(ALPHAS), 1)  # [9 * alphas, keys]
+    upstream = torch.randn(scores.shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    alpha_values = torch.tensor(ALPHAS, dtype=torch.float64).repeat_interleave(rows.size(0)).view(-1, 1)
+    exact_alpha = alpha_entmax_gradients(scores, alpha_values.clone().requires_grad_(), upstream, False)[1]
+    scores, upstream, alpha_values = scores.to(dtype), upstream.to(dtype), alpha_values.to(dtype)
+    tolerance = dict(rtol=1e-5, atol=1e-6) if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-12)
+    for learn_alpha in (True, False):
+        results = []
+        for use_kernels in (True, False):
+            alpha = alpha_values.clone().requires_grad_(learn_alpha)
+            results.append(alpha_entmax_gradients(scores, alpha, upstream, use_kernels))
+        (kernel_scores, kernel_alpha), (torch_scores, torch_alpha) = results
+        torch.testing.assert_close(kernel_scores, torch_scores, **tolerance)
+        assert torch.isfinite(kernel_scores).all() and (kernel_scores[torch.isneginf(scores)] == 0).all()
+        if not learn_alpha:
+            assert kernel_alpha is None
+        elif dtype == torch.float64:  # the same sums: equal up to rounding, cancellation included
+            scale = exact_alpha.abs().amax().item()
+            torch.testing.assert_close(kernel_alpha, torch_alpha, rtol=1e-10, atol=1e-10 * scale)
+        else:
+            scale = exact_alpha.abs().amax().item()
+            torch.testing.assert_close(kernel_alpha.double(), exact_alpha, rtol=0, atol=1e-3 * scale)
+        if learn_alpha:
+            assert (kernel_alpha[torch.isneginf(scores).all(-1)] == 0).all()  # a query that sees no key
+
+
+def test_alpha_entmax_backward_kernel_passes_float64_gradcheck_in_scores_and_alpha(kernels):
+    generator = torch.Generator().manual_seed(5)
+    scores = torch.randn(2, 3, 4, 9, generator=generator, dtype=torch.float64)
+    scores[1, 2, :, 6:] = float("-inf")
+    alpha = torch.tensor([1.2, 1.5, 1.9], dtype=torch.float64).view(1, 3, 1, 1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda s, a: normalize("alpha_entmax", s, alpha=a),
+                                    (scores.clone().requires_grad_(), alpha))
+
+
+def test_alpha_entmax_backward_builds_agree_and_reject_mismatched_shapes(kernels):
+    scores = hard_rows(256, torch.float32, seed=3)
+    alpha = torch.linspace(1.05, 2.0, scores.size(0)).view(-1, 1).requires_grad_()
+    upstream = torch.randn(scores.shape, generator=torch.Generator().manual_seed(2))
+    avx2 = alpha_entmax_gradients(scores, alpha, upstream, True)
+    alpha.grad = None
+    try:
+        kernels.set_baseline(True)
+        baseline = alpha_entmax_gradients(scores, alpha, upstream, True)
+    finally:
+        kernels.set_baseline(False)
+    torch.testing.assert_close(avx2[0], baseline[0], rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(avx2[1], baseline[1], rtol=1e-5, atol=1e-5 * avx2[1].abs().amax().item())
+    output = torch.rand(4, 8)
+    with pytest.raises(RuntimeError, match="grad_out and gppr must match output"):
+        kernels.alpha_entmax_rows_backward(torch.rand(4, 7), output, output, torch.full((4,), 1.5), True)
+    with pytest.raises(RuntimeError, match=r"alpha must be a \[rows\] vector"):
+        kernels.alpha_entmax_rows_backward(output, output, output, torch.full((3,), 1.5), True)
 
 
 @pytest.mark.parametrize("keys", [5, 13, 64, 130, 256, 1024])

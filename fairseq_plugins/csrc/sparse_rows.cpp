@@ -1,5 +1,5 @@
-// Row kernels for sparse attention normalizers on CPU: sparsemax, 1.5-entmax, alpha-entmax and top-k
-// softmax, and ReLA's gated RMS norm (forward and backward).
+// Row kernels for sparse attention normalizers on CPU: sparsemax, 1.5-entmax, alpha-entmax (forward and
+// backward) and top-k softmax, and ReLA's gated RMS norm (forward and backward).
 //
 // Each function takes scores [rows, keys] (contiguous, float32 or float64; -inf marks a masked key)
 // and solves every row in a few passes over it, with no sort and no temporary tensors. On CPU the
@@ -162,6 +162,42 @@ std::vector<torch::Tensor> alpha_entmax_rows(torch::Tensor scores, torch::Tensor
   return {output, gppr};
 }
 
+// Its backward: (d scores [rows, keys], d alpha [rows] or undefined when !need_alpha), from the forward's
+// output and output^(2 - alpha) (gppr).
+std::vector<torch::Tensor> alpha_entmax_rows_backward(torch::Tensor grad_out, torch::Tensor output, torch::Tensor gppr,
+                                                      torch::Tensor alpha, bool need_alpha) {
+  check_rows(output, "alpha_entmax_rows_backward");
+  TORCH_CHECK(grad_out.sizes() == output.sizes() && grad_out.scalar_type() == output.scalar_type() &&
+                  gppr.sizes() == output.sizes() && gppr.scalar_type() == output.scalar_type(),
+              "alpha_entmax_rows_backward: grad_out and gppr must match output");
+  TORCH_CHECK(alpha.dim() == 1 && alpha.size(0) == output.size(0) && alpha.scalar_type() == output.scalar_type(),
+              "alpha_entmax_rows_backward: alpha must be a [rows] vector of the output's dtype");
+  grad_out = grad_out.contiguous();
+  output = output.contiguous();
+  gppr = gppr.contiguous();
+  alpha = alpha.contiguous();
+  auto grad_scores = torch::empty_like(output);
+  torch::Tensor grad_alpha = need_alpha ? torch::empty_like(alpha) : torch::Tensor();
+  const int64_t keys = output.size(1);
+  AT_DISPATCH_FLOATING_TYPES(output.scalar_type(), "alpha_entmax_rows_backward", [&] {
+    const scalar_t* g = grad_out.data_ptr<scalar_t>();
+    const scalar_t* p = output.data_ptr<scalar_t>();
+    const scalar_t* w = gppr.data_ptr<scalar_t>();
+    const scalar_t* a = alpha.data_ptr<scalar_t>();
+    scalar_t* dx = grad_scores.data_ptr<scalar_t>();
+    scalar_t* da = need_alpha ? grad_alpha.data_ptr<scalar_t>() : nullptr;
+    at::parallel_for(0, output.size(0), grain(keys), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t at = r * keys;
+        const scalar_t d = SPARSE_ROWS_DISPATCH(alpha_entmax_row_backward, g + at, p + at, w + at, dx + at, keys, a[r],
+                                                need_alpha);
+        if (da != nullptr) da[r] = d;
+      }
+    });
+  });
+  return {grad_scores, grad_alpha};
+}
+
 namespace {
 
 // scale and gate (when given) must be [dim] vectors of z's dtype; returns the contiguous gate, or undefined
@@ -286,6 +322,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("alpha_entmax_rows", &alpha_entmax_rows, "alpha-entmax of each row, and output^(2 - alpha) when asked",
         py::arg("scores"), py::arg("alpha"), py::arg("n_iter"), py::arg("need_gppr"), py::arg("start_tolerance"),
         py::arg("start_steps"));
+  m.def("alpha_entmax_rows_backward", &alpha_entmax_rows_backward,
+        "gradients of alpha_entmax_rows: (d scores, d alpha per row or None)", py::arg("grad_out"), py::arg("output"),
+        py::arg("gppr"), py::arg("alpha"), py::arg("need_alpha"));
   m.def("rms_norm_gate_rows", &rms_norm_gate_rows, "ReLA's gated RMS norm of each row (inference)",
         py::arg("z"), py::arg("scale"), py::arg("gate") = py::none(), py::arg("eps") = 1e-8);
   m.def("rms_norm_gate_rows_forward", &rms_norm_gate_rows_forward,
