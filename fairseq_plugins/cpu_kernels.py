@@ -1,5 +1,5 @@
-"""C++ row kernels on CPU (``csrc/sparse_rows.cpp``): sparsemax, 1.5-entmax, alpha-entmax (forward without
-autograd, and backward) and top-k, and ReLA's gated RMS norm (forward and backward).
+"""C++ row kernels on CPU (``csrc/sparse_rows.cpp``): sparsemax, 1.5-entmax, alpha-entmax (forward and
+backward) and top-k, and ReLA's gated RMS norm (forward and backward).
 
 Each kernel solves a row of scores in a few passes with no temporary tensors, where the PyTorch
 formulation in :mod:`fairseq_plugins.normalizers` issues a dozen operators per pass; at decoding

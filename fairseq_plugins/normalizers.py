@@ -26,8 +26,8 @@ Implementation notes (speed; see ``benchmarks/``):
   pass over the row into the output buffer plus row reductions, exact once the support
   settles (3-8 passes); the sort-based algorithms of the ``entmax`` package (Martins &
   Astudillo 2016; Peters et al. 2019) are the fallback for rows that do not settle.
-* On CPU, sparsemax, 1.5-entmax, top-k, alpha-entmax without autograd and alpha-entmax's backward
-  run through C++ row kernels (:mod:`.cpu_kernels`) that
+* On CPU, sparsemax, 1.5-entmax, top-k and alpha-entmax (forward and backward) run through C++
+  row kernels (:mod:`.cpu_kernels`) that
   solve each row with the same thresholds in a few passes and no temporaries; the PyTorch
   formulations below are their reference and the path for other devices (or when the kernels
   cannot be built).
@@ -378,16 +378,13 @@ def _alpha_entmax_forward(scores: Tensor, alpha: Tensor, n_iter: int, need_backw
     """
     keys = scores.size(-1)
     rows = scores.reshape(-1, keys)  # [..., keys] -> [rows, keys]
-    # CPU without autograd (decoding): the same iteration in C++, over the keys with z > -1 alone. Not in
-    # training, where a step of the small model on 128-256-token sentences measured slower with it
-    # (0.187 against 0.173 s of CPU time per benchmark round, the kernel's row-wise powers against
-    # torch.pow's vectorised passes over the whole batch) while decoding was faster (0.212 against 0.236 s).
-    kernels = None if need_backward else cpu_kernels.usable(rows)
+    # CPU: the same iteration in C++, over the keys with z > -1 alone (cpu_kernels: alpha_entmax_rows)
+    kernels = cpu_kernels.usable(rows)
     if kernels is not None:
         alpha_rows = alpha.reshape(-1).to(rows.dtype).contiguous()  # [..., 1] -> [rows]
-        output, _ = kernels.alpha_entmax_rows(rows, alpha_rows, n_iter, False, ALPHA_ENTMAX_START_TOLERANCE,
-                                              SORT_FREE_MAX_STEPS)
-        return output.view_as(scores), None
+        output, gppr = kernels.alpha_entmax_rows(rows, alpha_rows, n_iter, need_backward,
+                                                 ALPHA_ENTMAX_START_TOLERANCE, SORT_FREE_MAX_STEPS)
+        return output.view_as(scores), gppr.view_as(scores) if need_backward else None
     am1 = alpha.reshape(-1, 1) - 1  # [..., 1] -> [rows, 1]
     max_val, _ = _row_max(rows)
     z = (rows - max_val).mul_(am1)  # <= 0, row maxima 0, -inf masked

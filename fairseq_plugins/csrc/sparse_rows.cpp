@@ -152,11 +152,11 @@ std::vector<torch::Tensor> alpha_entmax_rows(torch::Tensor scores, torch::Tensor
     scalar_t* g = need_gppr ? gppr.data_ptr<scalar_t>() : nullptr;
     const scalar_t tolerance = static_cast<scalar_t>(start_tolerance);
     at::parallel_for(0, scores.size(0), grain(keys), [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> values(keys);  // the candidates of the support, and their keys
-      std::vector<int64_t> index(keys);
+      std::vector<scalar_t> values(2 * keys);  // the candidates of the support, and their gppr
+      std::vector<int64_t> index(keys);  // the candidates' keys
       for (int64_t r = begin; r < end; ++r)
         SPARSE_ROWS_DISPATCH(alpha_entmax_row, x + r * keys, out + r * keys, g == nullptr ? nullptr : g + r * keys, keys,
-                             a[r], n_iter, tolerance, start_steps, values.data(), index.data());
+                             a[r], n_iter, tolerance, start_steps, values.data(), index.data(), values.data() + keys);
     });
   });
   return {output, gppr};

@@ -534,7 +534,8 @@ void rms_norm_gate_row_backward(const T* dy, const T* z, T r, const T* scale, co
 // _alpha_entmax_newton: with z = (x - max x)(alpha - 1) <= 0, p = 1 / (alpha - 1) and y = [z - tau]_+, the
 // output is y^p / T (T = sum y^p) at the root of g(tau) = ||y||_p - 1, which is convex and decreasing, in
 // [-1, 0). So only keys with z > -1 can be in the support: one branch-free pass gathers them into `values`
-// and `index` (keys slots each), and every later pass runs over them alone. Start: the root of
+// and `index` (keys slots each), and every later pass runs over them alone; `scratch` (keys slots) keeps
+// the last evaluation's powers, from which the output comes without another power. Start: the root of
 // sum y^2 = 1 (no powers; exact at alpha = 1.5); then Newton steps, which from the second on rise to the
 // root (a tangent step of a convex function lands at or below it). Stops once a step is below sqrt(eps),
 // after evaluating the next point, or after n_iter evaluations. gppr (null: not wanted) gets
@@ -544,14 +545,16 @@ void rms_norm_gate_row_backward(const T* dy, const T* z, T r, const T* scale, co
 // gppr u^(p-1) U^(alpha - 2), exactly; y^p itself underflows float32 when alpha is near 1 (p = 100 at 1.01).
 template <typename T>
 void alpha_entmax_row(const T* x, T* out, T* gppr, int64_t keys, T alpha, int64_t n_iter, T start_tolerance,
-                      int64_t start_steps, T* values, int64_t* index) {
+                      int64_t start_steps, T* values, int64_t* index, T* scratch) {
   const T neg_inf = -std::numeric_limits<T>::infinity();
   T top = neg_inf;
 #pragma omp simd reduction(max : top)
   for (int64_t i = 0; i < keys; ++i) top = std::max(top, x[i]);
-  std::fill(out, out + keys, T(0));
-  if (gppr != nullptr) std::fill(gppr, gppr + keys, T(0));
-  if (!(top > neg_inf)) return;  // every key masked: zeros
+  if (!(top > neg_inf)) {  // every key masked: zeros
+    std::fill(out, out + keys, T(0));
+    if (gppr != nullptr) std::fill(gppr, gppr + keys, T(0));
+    return;
+  }
   const T am1 = alpha - T(1);
   const T exponent = (T(1) - am1) / am1;  // p - 1
   const T tiny = std::numeric_limits<T>::min();
@@ -587,6 +590,7 @@ void alpha_entmax_row(const T* x, T* out, T* gppr, int64_t keys, T alpha, int64_
     for (int64_t j = 0; j < count; ++j) {
       const T u = std::min(std::max(values[j] - tau, T(0)) * inverse_m, T(1));
       const T w = pow_unit(u, exponent);
+      scratch[j] = w;  // kept for the output, should this evaluation be the last
       slope += w;
       total += w * u;
     }
@@ -595,14 +599,27 @@ void alpha_entmax_row(const T* x, T* out, T* gppr, int64_t keys, T alpha, int64_
     tau = std::max(tau + step, T(-1));
     converged = !(std::fabs(step) > tolerance);
   }
-  // the output at the last evaluated tau; U >= 1: the row maximum has u = 1
+  // the output at the last evaluated tau (U >= 1: the row maximum has u = 1), computed over the candidates
+  // from that evaluation's powers u^(p-1) (in `scratch`), in place, then scattered to their keys
   const T inverse_total = T(1) / total;
   const T gppr_scale = std::pow(total, am1 - T(1));
+#pragma omp simd
   for (int64_t j = 0; j < count; ++j) {
     const T u = std::min(std::max(values[j] - tau, T(0)) * inverse_m, T(1));
-    const T w = pow_unit(u, exponent);
-    out[index[j]] = w * u * inverse_total;
-    if (gppr != nullptr) gppr[index[j]] = w * gppr_scale;
+    const T w = scratch[j];
+    values[j] = w * u * inverse_total;
+    scratch[j] = w * gppr_scale;
+  }
+  if (count == keys) {  // every key a candidate: index is the identity
+    std::copy(values, values + keys, out);
+    if (gppr != nullptr) std::copy(scratch, scratch + keys, gppr);
+    return;
+  }
+  std::fill(out, out + keys, T(0));
+  for (int64_t j = 0; j < count; ++j) out[index[j]] = values[j];
+  if (gppr != nullptr) {
+    std::fill(gppr, gppr + keys, T(0));
+    for (int64_t j = 0; j < count; ++j) gppr[index[j]] = scratch[j];
   }
 }
 
