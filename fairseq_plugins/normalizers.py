@@ -427,7 +427,7 @@ class _AlphaEntmax(Function):
         output, gppr, alpha = ctx.saved_tensors  # gppr = output^(2 - alpha), 0 off the support
         keys = output.size(-1)
         kernels = cpu_kernels.usable(output)
-        if kernels is not None and grad_output.dtype == output.dtype:
+        if kernels is not None:
             # CPU: the same sums in two C++ passes over each row (alpha_entmax_rows_backward)
             grad_rows, grad_alpha_rows = kernels.alpha_entmax_rows_backward(
                 grad_output.reshape(-1, keys), output.reshape(-1, keys), gppr.reshape(-1, keys),  # [..., keys] -> [rows, keys]

@@ -78,6 +78,15 @@ void check_rows(const torch::Tensor& scores, const char* name) {
               name, ": float32 or float64 scores only");
 }
 
+// `vector` must be one-dimensional, with `length` entries of `like`'s dtype: alpha and the inverse RMS
+// (one per row), scale and gate (one per dimension). The error reads "<name>: <what> must be a [<unit>]
+// vector of <owner> dtype".
+void check_vector(const torch::Tensor& vector, int64_t length, const torch::Tensor& like, const char* name,
+                  const char* what, const char* unit, const char* owner) {
+  TORCH_CHECK(vector.dim() == 1 && vector.size(0) == length && vector.scalar_type() == like.scalar_type(),
+              name, ": ", what, " must be a [", unit, "] vector of ", owner, " dtype");
+}
+
 }  // namespace
 
 // (output [rows, keys], support size [rows, 1] in the scores' dtype)
@@ -138,8 +147,7 @@ torch::Tensor topk_softmax_rows(torch::Tensor scores, int64_t k) {
 std::vector<torch::Tensor> alpha_entmax_rows(torch::Tensor scores, torch::Tensor alpha, int64_t n_iter, bool need_gppr,
                                              double start_tolerance, int64_t start_steps) {
   check_rows(scores, "alpha_entmax_rows");
-  TORCH_CHECK(alpha.dim() == 1 && alpha.size(0) == scores.size(0) && alpha.scalar_type() == scores.scalar_type(),
-              "alpha_entmax_rows: alpha must be a [rows] vector of the scores' dtype");
+  check_vector(alpha, scores.size(0), scores, "alpha_entmax_rows", "alpha", "rows", "the scores'");
   scores = scores.contiguous();
   alpha = alpha.contiguous();
   auto output = torch::empty_like(scores);
@@ -152,7 +160,7 @@ std::vector<torch::Tensor> alpha_entmax_rows(torch::Tensor scores, torch::Tensor
     scalar_t* g = need_gppr ? gppr.data_ptr<scalar_t>() : nullptr;
     const scalar_t tolerance = static_cast<scalar_t>(start_tolerance);
     at::parallel_for(0, scores.size(0), grain(keys), [&](int64_t begin, int64_t end) {
-      std::vector<scalar_t> values(2 * keys);  // the candidates of the support, and their gppr
+      std::vector<scalar_t> values(2 * keys);  // the candidates of the support, then their powers (scratch)
       std::vector<int64_t> index(keys);  // the candidates' keys
       for (int64_t r = begin; r < end; ++r)
         SPARSE_ROWS_DISPATCH(alpha_entmax_row, x + r * keys, out + r * keys, g == nullptr ? nullptr : g + r * keys, keys,
@@ -170,8 +178,7 @@ std::vector<torch::Tensor> alpha_entmax_rows_backward(torch::Tensor grad_out, to
   TORCH_CHECK(grad_out.sizes() == output.sizes() && grad_out.scalar_type() == output.scalar_type() &&
                   gppr.sizes() == output.sizes() && gppr.scalar_type() == output.scalar_type(),
               "alpha_entmax_rows_backward: grad_out and gppr must match output");
-  TORCH_CHECK(alpha.dim() == 1 && alpha.size(0) == output.size(0) && alpha.scalar_type() == output.scalar_type(),
-              "alpha_entmax_rows_backward: alpha must be a [rows] vector of the output's dtype");
+  check_vector(alpha, output.size(0), output, "alpha_entmax_rows_backward", "alpha", "rows", "the output's");
   grad_out = grad_out.contiguous();
   output = output.contiguous();
   gppr = gppr.contiguous();
@@ -205,11 +212,9 @@ torch::Tensor check_norm_parameters(const torch::Tensor& z, const torch::Tensor&
                                     const c10::optional<torch::Tensor>& gate, const char* name) {
   check_rows(z, name);
   const int64_t dim = z.size(1);
-  TORCH_CHECK(scale.dim() == 1 && scale.size(0) == dim && scale.scalar_type() == z.scalar_type(),
-              name, ": scale must be a [dim] vector of z's dtype");
+  check_vector(scale, dim, z, name, "scale", "dim", "z's");
   if (!gate.has_value() || !gate->defined()) return torch::Tensor();
-  TORCH_CHECK(gate->dim() == 1 && gate->size(0) == dim && gate->scalar_type() == z.scalar_type(),
-              name, ": gate must be a [dim] vector of z's dtype");
+  check_vector(*gate, dim, z, name, "gate", "dim", "z's");
   return gate->contiguous();
 }
 
@@ -261,8 +266,7 @@ std::vector<torch::Tensor> rms_norm_gate_rows_backward(torch::Tensor grad_out, t
   const torch::Tensor gate_c = check_norm_parameters(z, scale, gate, "rms_norm_gate_rows_backward");
   TORCH_CHECK(grad_out.sizes() == z.sizes() && grad_out.scalar_type() == z.scalar_type(),
               "rms_norm_gate_rows_backward: grad_out must match z");
-  TORCH_CHECK(inverse_rms.dim() == 1 && inverse_rms.size(0) == z.size(0) && inverse_rms.scalar_type() == z.scalar_type(),
-              "rms_norm_gate_rows_backward: inverse_rms must be a [rows] vector of z's dtype");
+  check_vector(inverse_rms, z.size(0), z, "rms_norm_gate_rows_backward", "inverse_rms", "rows", "z's");
   z = z.contiguous();
   grad_out = grad_out.contiguous();
   inverse_rms = inverse_rms.contiguous();
